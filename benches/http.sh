@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# HTTP benchmark: gatewayd serving the hello-wstd component vs. a native hyper
+# server (and `wasmtime serve`, when installed), driven by the same wrk load
+# in the same run. Prints req/s, p50 and p99 per server and concurrency, the
+# gateway/native ratios, start-up time to first response (cold and warm code
+# cache) and idle RSS.
+#
+# Usage: benches/http.sh [DURATION]      (default 10s per measurement)
+# Needs: wrk (apt-get install wrk). Uses loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release -q -p gatewayd -p gateway-benches
+bash examples/build.sh >/dev/null
+target=${CARGO_TARGET_DIR:-target}/release
+app=examples/hello-wstd
+wasm=examples/target/wasm32-wasip2/release/hello_wstd.wasm
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# start NAME LOGFILE COMMAND...: starts a server, waits for "http://ADDR" in its
+# output (bounded), and sets $addr.
+start() {
+  local name=$1 log=$2; shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    addr=$(grep -o 'http://[0-9.:]*' "$log" | head -n1 | sed 's#http://##') || true
+    [ -n "$addr" ] && return 0
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2; cat "$log" >&2; exit 1
+}
+
+# measure NAME URL CONCURRENCY: one wrk run; prints "rps p50_us p99_us".
+measure() {
+  local out
+  out=$(wrk -t1 -c"$3" -d"$duration" --latency "$2")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "$rps $(to_us "$p50") $(to_us "$p99")"
+}
+
+to_us() { # wrk prints 1.23ms / 456.00us / 1.2s
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+    else print v }'
+}
+
+declare -A result
+servers=(native gatewayd)
+start native "$work/native.log" "$target/native-hello"
+urls[0]="http://$addr/"
+start gatewayd "$work/gatewayd.log" "$target/gatewayd" up "$app" --listen 127.0.0.1:0 --state-dir "$work/state"
+urls[1]="http://$addr/"
+if command -v wasmtime >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  start wasmtime "$work/wasmtime.log" wasmtime serve -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
+  servers+=(wasmtime)
+  urls[2]="http://$addr/"
+fi
+
+printf '%-10s %4s %10s %9s %9s\n' server c req/s p50_us p99_us
+for c in 1 32; do
+  for i in "${!servers[@]}"; do
+    read -r rps p50 p99 < <(measure "${servers[$i]}" "${urls[$i]}" "$c")
+    result[${servers[$i]},$c]="$rps $p50 $p99"
+    printf '%-10s %4s %10s %9s %9s\n' "${servers[$i]}" "$c" "$rps" "$p50" "$p99"
+  done
+done
+
+echo
+for c in 1 32; do
+  read -r nr n50 n99 <<<"${result[native,$c]}"
+  read -r gr g50 g99 <<<"${result[gatewayd,$c]}"
+  awk -v c="$c" -v nr="$nr" -v gr="$gr" -v n99="$n99" -v g99="$g99" 'BEGIN {
+    printf "c=%-3s gatewayd/native: throughput %.2fx, p99 %.2fx\n", c, gr / nr, g99 / n99 }'
+  if [ -n "${result[wasmtime,$c]:-}" ]; then
+    read -r wr w50 w99 <<<"${result[wasmtime,$c]}"
+    awk -v c="$c" -v wr="$wr" -v gr="$gr" 'BEGIN {
+      printf "c=%-3s gatewayd/wasmtime-serve: throughput %.2fx\n", c, gr / wr }'
+  fi
+done
+
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+pids=()
+echo
+cold=$(mktemp -d -p "$work")
+echo "start-up, cold code cache: $("$target/startup" / -- "$target/gatewayd" up "$app" --listen 127.0.0.1:0 --state-dir "$cold")"
+echo "start-up, warm code cache: $("$target/startup" / -- "$target/gatewayd" up "$app" --listen 127.0.0.1:0 --state-dir "$cold")"

@@ -1,0 +1,177 @@
+//! Command-line interface of `gatewayd` (argument parsing only; the work is
+//! done by the modules each command hands off to).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::Pooling;
+
+/// Runs Spin WebAssembly apps on small Linux boards.
+#[derive(Parser, Debug)]
+#[command(name = "gatewayd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a Spin app in the foreground, like `spin up`.
+    #[command(after_help = "\
+Examples:
+  gatewayd up                                   # the spin.toml in this folder
+  gatewayd up examples/hello --listen 0.0.0.0:8080
+  gatewayd up app/spin.toml --request-timeout 5s --max-instance-memory 64MiB -e MODE=dev
+
+Logs go to stderr (RUST_LOG=debug for more); the address and the routes are printed
+to stdout once the app is ready to serve.")]
+    Up(UpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// The app: a spin.toml file or the folder that holds one.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "GATEWAYD_LISTEN")]
+    pub listen: SocketAddr,
+
+    /// Folder for compiled code and other state
+    /// [default: $XDG_STATE_HOME/gatewayd or ~/.local/state/gatewayd].
+    #[arg(long, env = "GATEWAYD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Largest linear memory one instance may use (e.g. 64MiB, 1GiB, 1048576).
+    #[arg(long, default_value = "128MiB", value_parser = parse_bytes)]
+    pub max_instance_memory: u64,
+
+    /// Deadline for one request (e.g. 500ms, 30s, 2m); "none" disables it.
+    /// A request past it gets 504 and its instance is stopped.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub request_timeout: Timeout,
+
+    /// Set an environment variable for every component (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// Instances alive at once (the pooling allocator's size; also the number
+    /// of requests handled concurrently).
+    #[arg(long, default_value_t = 256)]
+    pub max_instances: u32,
+
+    /// Use the pooling instance allocator: auto tries it and falls back.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub pooling: Pooling,
+
+    /// Requests a WASI 0.3 instance may serve before it is replaced.
+    #[arg(long, default_value_t = 128)]
+    pub max_instance_reuse_count: usize,
+
+    /// Requests a WASI 0.3 instance may serve at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub max_instance_concurrent_reuse_count: usize,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))
+}
+
+/// A deadline that can be switched off (a newtype: clap treats a bare
+/// `Option` field as "flag may be absent", not as the parsed value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    match s.trim() {
+        "none" | "off" | "0" => Ok(Timeout(None)),
+        other => parse_duration(other).map(|d| Timeout(Some(d))),
+    }
+}
+
+/// Parses a byte size: a plain number, or a number with K/M/G (powers of 1024,
+/// with or without "i" and "B").
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a size (examples: 64MiB, 1GiB, 1048576)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => {
+            return Err(format!(
+                "unknown size unit \"{other}\" (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("\"{s}\" is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["gatewayd", "up"]).unwrap();
+        let Command::Up(args) = cli.command;
+        assert_eq!(args.request_timeout, Timeout(Some(Duration::from_secs(30))));
+        assert_eq!(args.max_instance_memory, 128 << 20);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("none"), Ok(Timeout(None)));
+        assert_eq!(
+            parse_timeout("2s"),
+            Ok(Timeout(Some(Duration::from_secs(2))))
+        );
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! The executor: "make a fresh, isolated instance of component X for one event".
+//!
+//! At load every component of the app is compiled (or fetched from the code
+//! cache), linked against the host capabilities it was granted, and
+//! pre-instantiated. Per event, a trigger asks for a new [`Store`] and
+//! instantiates from the prepared [`InstancePre`]: no compiling or linking on
+//! the request path. Triggers depend on the executor; the executor knows no
+//! trigger.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
+
+use crate::app::App;
+use crate::engine::cache::{CodeCache, Origin};
+use crate::host::allowed_hosts::AllowedHosts;
+use crate::host::outbound_http::OutboundHttp;
+use crate::host::wasi::WasiTemplate;
+use crate::host::{self, HostState};
+
+/// Limits applied to every instance.
+#[derive(Clone, Debug)]
+pub struct InstanceLimits {
+    /// Largest linear memory an instance may grow to, in bytes.
+    pub max_memory: usize,
+}
+
+/// One component, ready to instantiate.
+pub struct PreparedComponent {
+    pub id: Arc<str>,
+    pub pre: InstancePre<HostState>,
+    wasi: WasiTemplate,
+    allowed_hosts: Arc<AllowedHosts>,
+    limits: InstanceLimits,
+}
+
+impl PreparedComponent {
+    /// A fresh store for one instance, with its limits and capabilities.
+    pub fn new_store(&self) -> Result<Store<HostState>> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory)
+            .build();
+        let state = HostState::new(
+            self.id.clone(),
+            self.wasi.build()?,
+            OutboundHttp::new(self.id.clone(), self.allowed_hosts.clone()),
+            limits,
+        );
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        // Yield to the scheduler at every epoch tick: a busy guest cannot starve
+        // other requests, and a deadline that fires can stop it.
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        Ok(store)
+    }
+}
+
+/// All components of one loaded app.
+pub struct Executor {
+    components: BTreeMap<String, Arc<PreparedComponent>>,
+}
+
+impl Executor {
+    /// Compiles (or loads from `cache`), links and pre-instantiates every
+    /// component of `app`. `state_dir` holds per-component staged files.
+    pub fn load(
+        engine: &Engine,
+        app: &App,
+        cache: &CodeCache,
+        state_dir: &Path,
+        limits: &InstanceLimits,
+    ) -> Result<Self> {
+        let linker = host::base_linker(engine)?;
+        let mut components = BTreeMap::new();
+        for (id, spec) in &app.components {
+            let context = || format!("component \"{id}\"");
+            let (component, origin) = cache.load(engine, &spec.source).with_context(context)?;
+            match origin {
+                Origin::Cached => {
+                    tracing::info!(component = %id, "loaded precompiled code from the cache")
+                }
+                Origin::Compiled(took) => tracing::info!(
+                    component = %id,
+                    "compiled {} in {:.2?} (cached for the next start)",
+                    spec.source.display(),
+                    took
+                ),
+            }
+            let pre = host::link_component(&linker, &component).with_context(context)?;
+            let id: Arc<str> = Arc::from(id.as_str());
+            let environment = spec
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let files_dir = state_dir.join("files");
+            let wasi = WasiTemplate::new(id.clone(), environment, &spec.files, &files_dir)?;
+            let allowed_hosts = AllowedHosts::parse(&spec.allowed_outbound_hosts)
+                .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?;
+            components.insert(
+                id.to_string(),
+                Arc::new(PreparedComponent {
+                    id,
+                    pre,
+                    wasi,
+                    allowed_hosts: Arc::new(allowed_hosts),
+                    limits: limits.clone(),
+                }),
+            );
+        }
+        Ok(Self { components })
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Arc<PreparedComponent>> {
+        self.components.get(id)
+    }
+}

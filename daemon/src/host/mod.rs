@@ -1,0 +1,106 @@
+//! Host capabilities: what a component can reach outside its sandbox.
+//!
+//! Each capability is one module with the same shape (the Spin "factors" idea):
+//! what the manifest granted a component, how the capability is added to the
+//! linker, and the per-instance state it keeps in the [`HostState`] of one call's
+//! `Store`. Capabilities know nothing about triggers.
+//!
+//! Imports that no capability provides are linked as traps (see
+//! [`link_component`]), so SDK components that import the whole Spin platform
+//! world still instantiate and only fail if they call what is missing.
+
+pub mod allowed_hosts;
+pub mod log_stream;
+pub mod outbound_http;
+mod unimplemented;
+pub mod wasi;
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The data of one component instance's `Store`: everything the host keeps for
+/// one call (or, for reused WASI 0.3 instances, one instance's lifetime).
+pub struct HostState {
+    pub component_id: Arc<str>,
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound_http: outbound_http::OutboundHttp,
+    pub(crate) limits: StoreLimits,
+}
+
+impl HostState {
+    pub fn new(
+        component_id: Arc<str>,
+        wasi: WasiCtx,
+        outbound_http: outbound_http::OutboundHttp,
+        limits: StoreLimits,
+    ) -> Self {
+        Self {
+            component_id,
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            outbound_http,
+            limits,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound_http,
+        }
+    }
+}
+
+/// The linker with every capability the gateway implements, shared by all
+/// components of all apps (built once per engine).
+pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    // WASI 0.2: the whole CLI world (filesystem, clocks, random, stdio, and
+    // sockets, which the per-instance WasiCtx denies), plus outbound wasi:http.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI 0.2")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http 0.2")?;
+    // WASI 0.3 for components built with Spin SDK 7 / wasip3.
+    wasmtime_wasi::p3::add_to_linker(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI 0.3")?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking wasi:http 0.3")?;
+    Ok(linker)
+}
+
+/// Resolves a component's imports against `base`, turning every import the
+/// gateway does not implement into a function that traps with a message
+/// naming it, and pre-instantiates it so no linking happens per request.
+pub fn link_component(
+    base: &Linker<HostState>,
+    component: &Component,
+) -> Result<InstancePre<HostState>> {
+    let mut linker = base.clone();
+    unimplemented::stub_missing_imports(&mut linker, component.engine(), component)?;
+    Ok(linker.instantiate_pre(component)?)
+}

@@ -1,0 +1,26 @@
+//! `gatewayd` runs Spin WebAssembly apps on small Linux boards.
+//!
+//! An app is a `spin.toml` manifest plus components. Data flows one way:
+//!
+//! ```text
+//! trigger ──> executor ──> component ──> host capability
+//! (trigger/)  (executor)   (wasm)        (host/)
+//! ```
+//!
+//! - [`app`] parses and validates the manifest into an [`app::App`].
+//! - [`engine`] owns the single wasmtime `Engine` (pooling, epochs) and the
+//!   compiled-code cache.
+//! - [`executor`] compiles, links and pre-instantiates each component, and
+//!   makes a fresh `Store` per event.
+//! - [`host`] holds one module per capability a component can be granted.
+//! - [`trigger`] turns events (HTTP requests) into component calls.
+//! - [`up`] wires these together for `gatewayd up`; [`cli`] parses arguments.
+
+pub mod app;
+pub mod cli;
+pub mod engine;
+pub mod executor;
+pub mod host;
+pub mod shutdown;
+pub mod trigger;
+pub mod up;

@@ -1,0 +1,208 @@
+//! One component's request handler: wasmtime-wasi-http's `ProxyHandler`, fed
+//! with instances from the executor.
+//!
+//! A WASI 0.2 component gets a fresh instance for every request (isolation is
+//! the contract). A WASI 0.3 component may serve several requests, bounded in
+//! count, concurrency and idle time, as Spin does; both bounds are options.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+
+use crate::executor::PreparedComponent;
+use crate::host::HostState;
+
+/// How instances of WASI 0.3 components are reused.
+#[derive(Clone, Debug)]
+pub struct ReusePolicy {
+    /// Requests one instance may serve before it is dropped.
+    pub max_requests: usize,
+    /// Requests one instance may serve at the same time.
+    pub max_concurrent: usize,
+    /// How long an idle instance is kept for the next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ReusePolicy {
+    fn default() -> Self {
+        Self {
+            max_requests: 128,
+            max_concurrent: 16,
+            idle_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Which `wasi:http` generation a component exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpExport {
+    P2,
+    P3,
+}
+
+pub struct ComponentHandler {
+    component: Arc<PreparedComponent>,
+    pre: ProxyPre<HostState>,
+    max_requests: usize,
+    max_concurrent: usize,
+    idle_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl ComponentHandler {
+    /// Wraps a prepared component; fails if it exports no `wasi:http` handler.
+    pub fn new(
+        component: Arc<PreparedComponent>,
+        reuse: &ReusePolicy,
+        request_timeout: Option<Duration>,
+    ) -> Result<(ProxyHandler<Self>, HttpExport)> {
+        let (pre, export) =
+            match wasmtime_wasi_http::p3::bindings::ServicePre::new(component.pre.clone()) {
+                Ok(pre) => (ProxyPre::P3(pre), HttpExport::P3),
+                Err(_) => {
+                    match wasmtime_wasi_http::p2::bindings::ProxyPre::new(component.pre.clone()) {
+                        Ok(pre) => (ProxyPre::P2(pre), HttpExport::P2),
+                        Err(_) => anyhow::bail!(
+                            "component \"{}\" exports no HTTP handler: expected \
+                         wasi:http/incoming-handler@0.2.x or wasi:http/handler@0.3.x",
+                            component.id
+                        ),
+                    }
+                }
+            };
+        let (max_requests, max_concurrent) = match export {
+            HttpExport::P2 => (1, 1),
+            HttpExport::P3 => (reuse.max_requests.max(1), reuse.max_concurrent.max(1)),
+        };
+        let handler = ComponentHandler {
+            component,
+            pre,
+            max_requests,
+            max_concurrent,
+            idle_timeout: reuse.idle_timeout,
+            request_timeout: request_timeout.unwrap_or(Duration::MAX),
+        };
+        Ok((ProxyHandler::new(handler), export))
+    }
+
+    pub fn component_id(&self) -> &str {
+        &self.component.id
+    }
+}
+
+impl HandlerState for ComponentHandler {
+    type StoreData = HostState;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let mut store = self
+            .component
+            .new_store()
+            .map_err(wasmtime::Error::from_anyhow)?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: HostState::http,
+            expiration: Expiration {
+                idle_timeout: self.idle_timeout,
+                request_timeout: self.request_timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                component_id: self.component.id.clone(),
+                max_requests: self.max_requests,
+                max_concurrent: self.max_concurrent,
+                request_timeout: self.request_timeout,
+            },
+        })
+    }
+}
+
+/// Decides when an instance is dropped: idle too long, or busy past the
+/// request deadline (which also stops a guest that ignores its timeout).
+pub struct Expiration {
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let timeout = match status {
+            WorkerStatus::Idle => self.idle_timeout,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+        };
+        let Some(deadline) = start.checked_add(timeout) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+pub struct Worker {
+    component_id: Arc<str>,
+    max_requests: usize,
+    max_concurrent: usize,
+    request_timeout: Duration,
+}
+
+impl WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_requests {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<HostState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let timeout = self.request_timeout;
+        Box::pin(async move {
+            if timeout == Duration::MAX {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(timeout).await
+            }
+        })
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        // A trap surfaces here, with the guest's backtrace; the request that
+        // hit it has already been answered with a 500.
+        if let Err(e) = result {
+            tracing::error!(component = &*self.component_id, "instance failed: {e:?}");
+        }
+        drop(store);
+    }
+}

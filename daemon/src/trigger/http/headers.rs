@@ -1,0 +1,58 @@
+//! The request headers Spin sets for a component, so code written for Spin
+//! finds the same information here.
+//!
+//! Incoming `spin-*` headers are removed first: a client must not be able to
+//! forge what the gateway tells the component about the route or the peer.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+
+use super::router::RouteMatch;
+
+pub fn set_spin_headers(
+    headers: &mut HeaderMap,
+    uri: &Uri,
+    route: &RouteMatch<'_>,
+    client: SocketAddr,
+    listen: SocketAddr,
+) {
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| listen.to_string());
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let full_url = format!("http://{host}{path_and_query}");
+
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    };
+    set("spin-full-url", &full_url);
+    set("spin-path-info", &route.path_info);
+    set("spin-matched-route", &route.matched_route);
+    set("spin-raw-component-route", &route.raw_component_route);
+    set("spin-component-route", &route.component_route);
+    set("spin-base-path", &route.base_path);
+    set("spin-client-addr", &client.to_string());
+    for (name, value) in &route.params {
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        );
+    }
+}

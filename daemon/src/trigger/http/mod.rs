@@ -1,0 +1,220 @@
+//! The HTTP trigger: accepts connections, routes each request by the
+//! manifest's `[[trigger.http]]` routes, and answers it with a static response
+//! or a component call.
+//!
+//! Faults stay inside one request: a trap is a 500, a request past its deadline
+//! a 504, a guest over its memory limit fails its own request only; the server
+//! keeps serving. On shutdown it stops accepting, lets in-flight requests
+//! finish (bounded by the drain timeout) and returns.
+
+mod handler;
+mod headers;
+pub mod router;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
+
+use crate::app::{App, HttpHandler, StaticResponse};
+use crate::executor::Executor;
+use crate::shutdown::Shutdown;
+pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
+use router::Router;
+
+/// Options of the HTTP trigger.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Deadline of one request, from dispatch to the end of the handler.
+    pub request_timeout: Option<Duration>,
+    pub reuse: ReusePolicy,
+    /// Requests handled at once; more wait for a slot instead of failing.
+    pub max_concurrent_requests: usize,
+}
+
+/// One app as the HTTP trigger sees it: routes and a handler per component.
+pub struct HttpApp {
+    router: Router,
+    handlers: BTreeMap<String, ProxyHandler<ComponentHandler>>,
+    exports: BTreeMap<String, HttpExport>,
+    requests: Semaphore,
+}
+
+impl HttpApp {
+    pub fn new(app: &App, executor: &Executor, options: &HttpOptions) -> Result<Self> {
+        let mut handlers = BTreeMap::new();
+        let mut exports = BTreeMap::new();
+        for trigger in &app.http_triggers {
+            let HttpHandler::Component(id) = &trigger.handler else {
+                continue;
+            };
+            if handlers.contains_key(id) {
+                continue;
+            }
+            let component = executor.component(id).ok_or_else(|| {
+                anyhow::anyhow!("trigger \"{}\": no component \"{id}\"", trigger.id)
+            })?;
+            let (handler, export) =
+                ComponentHandler::new(component.clone(), &options.reuse, options.request_timeout)?;
+            handlers.insert(id.clone(), handler);
+            exports.insert(id.clone(), export);
+        }
+        Ok(Self {
+            router: Router::new(&app.http_base, &app.http_triggers),
+            handlers,
+            exports,
+            requests: Semaphore::new(options.max_concurrent_requests.max(1)),
+        })
+    }
+
+    /// Every route with what serves it, for the start-up banner.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.router
+            .routes()
+            .map(|(pattern, trigger)| {
+                let target = match &trigger.handler {
+                    HttpHandler::Component(id) => match self.exports.get(id) {
+                        Some(HttpExport::P3) => format!("{id} (wasi:http 0.3)"),
+                        _ => id.clone(),
+                    },
+                    HttpHandler::Static(r) => format!("static response {}", r.status),
+                };
+                (pattern.to_string(), target)
+            })
+            .collect()
+    }
+
+    async fn handle(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+        listen: SocketAddr,
+    ) -> Response<WasiBody> {
+        let Some(route) = self.router.route(request.uri().path()) else {
+            return text_response(StatusCode::NOT_FOUND, "Not Found\n");
+        };
+        let component_id = match &route.trigger.handler {
+            HttpHandler::Static(response) => return static_response(response),
+            HttpHandler::Component(id) => id,
+        };
+        let Some(handler) = self.handlers.get(component_id) else {
+            return text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+        };
+        let uri = request.uri().clone();
+        headers::set_spin_headers(request.headers_mut(), &uri, &route, client, listen);
+        let Ok(_permit) = self.requests.acquire().await else {
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
+        };
+        let request =
+            request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        match handler.handle((), request).await {
+            Ok(response) => response,
+            Err(error) => error_response(component_id, &uri, error),
+        }
+    }
+}
+
+fn error_response(component: &str, uri: &http::Uri, error: wasmtime::Error) -> Response<WasiBody> {
+    if error.is::<ExpirationError>() {
+        tracing::warn!(component, %uri, "request timed out; instance stopped");
+        return text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n");
+    }
+    if let Some(e) = error.downcast_ref::<InstantiationError<()>>() {
+        tracing::error!(component, %uri, "could not instantiate: {:?}", e.error);
+        return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+    }
+    tracing::error!(component, %uri, "request failed: {error:?}");
+    text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+}
+
+fn static_response(spec: &StaticResponse) -> Response<WasiBody> {
+    let mut builder = Response::builder().status(spec.status);
+    for (name, value) in &spec.headers {
+        builder = builder.header(name, value);
+    }
+    let body = spec.body.clone().unwrap_or_default();
+    builder
+        .body(full_body(Bytes::from(body)))
+        .unwrap_or_else(|_| {
+            text_response(StatusCode::INTERNAL_SERVER_ERROR, "bad static response\n")
+        })
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response<WasiBody> {
+    let mut response = Response::new(full_body(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn full_body(bytes: Bytes) -> WasiBody {
+    Full::new(bytes)
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+/// Serves `app` on `listener` until `shutdown`, then drains in-flight
+/// connections for at most `drain_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<HttpApp>,
+    mut shutdown: Shutdown,
+    drain_timeout: Duration,
+) -> Result<()> {
+    let listen = listener.local_addr()?;
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, client) = tokio::select! {
+            _ = shutdown.requested() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(request, client, listen).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%client, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; draining in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("drain timeout ({drain_timeout:?}) reached; closing remaining connections")
+        }
+    }
+    Ok(())
+}

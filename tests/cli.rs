@@ -1,0 +1,135 @@
+//! The command line: start-up errors name the problem and the place, the
+//! compiled-code cache makes a second start compile nothing, and `--help`
+//! explains with examples.
+
+mod harness;
+
+use std::process::Command;
+
+use harness::{Gateway, Options, examples};
+
+fn gatewayd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gatewayd"))
+}
+
+#[test]
+fn second_start_loads_compiled_code_from_the_cache() {
+    let state = tempfile::tempdir().unwrap();
+    let app = examples().join("hello");
+    let options = || Options {
+        state_dir: Some(state.path()),
+        ..Options::default()
+    };
+    let first = Gateway::start_with(&app, options());
+    assert!(first.logs().contains("compiled"), "{}", first.logs());
+    drop(first);
+    let second = Gateway::start_with(&app, options());
+    let logs = second.logs();
+    assert!(
+        logs.contains("loaded precompiled code from the cache"),
+        "{logs}"
+    );
+    assert!(!logs.contains(" compiled "), "compiled again:\n{logs}");
+}
+
+#[test]
+fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
+    let state = tempfile::tempdir().unwrap();
+    let app = examples().join("hello");
+    let options = || Options {
+        state_dir: Some(state.path()),
+        ..Options::default()
+    };
+    drop(Gateway::start_with(&app, options()));
+    for entry in std::fs::read_dir(state.path().join("cache")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::write(&path, b"not a compiled component").unwrap();
+    }
+    let gw = Gateway::start_with(&app, options());
+    assert!(
+        gw.logs().contains("ignoring unreadable cache entry"),
+        "{}",
+        gw.logs()
+    );
+}
+
+/// Runs `gatewayd up` on a manifest written from `toml` and returns its stderr.
+fn start_error(toml: &str, files: &[(&str, &[u8])]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spin.toml"), toml).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let output = gatewayd()
+        .arg("up")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "started despite a bad app");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const HEAD: &str = "spin_manifest_version = 2\n[application]\nname = \"bad\"\n";
+
+#[test]
+fn a_missing_component_file_is_named() {
+    let err = start_error(
+        &format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+             [component.hello]\nsource = \"target/x.wasm\"\n"
+        ),
+        &[],
+    );
+    assert!(err.contains("component \"hello\""), "{err}");
+    assert!(err.contains("target/x.wasm"), "{err}");
+    assert!(err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let err = start_error(&format!("{HEAD}colour = \"blue\"\n"), &[]);
+    assert!(err.contains("spin.toml"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_a_clear_error() {
+    let err = start_error(
+        &format!(
+            "{HEAD}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"junk\"\n\
+             [component.junk]\nsource = \"junk.wasm\"\n"
+        ),
+        &[("junk.wasm", b"\0asm\x01\0\0\0")],
+    );
+    assert!(err.contains("component \"junk\""), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_missing_app_says_what_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = gatewayd().arg("up").arg(dir.path()).output().unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("no spin.toml found"), "{err}");
+}
+
+#[test]
+fn help_explains_with_examples() {
+    let output = gatewayd().args(["up", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "--listen",
+        "--state-dir",
+        "--max-instance-memory",
+        "--request-timeout",
+        "--env",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "missing {needle} in:\n{help}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Faults stay inside one request: traps, timeouts and memory bombs fail their
+//! own request and the gateway keeps serving; SIGTERM drains in-flight work.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::{Gateway, Options, examples, get};
+
+fn probe_app() -> std::path::PathBuf {
+    examples().join("probe")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_is_a_500_and_the_next_request_succeeds() {
+    let gw = Gateway::start(&probe_app());
+    let (status, _) = get(&gw.url("/probe/trap")).await;
+    assert_eq!(status, 500);
+    assert!(
+        gw.wait_for_log("deliberate trap", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .expect(&logs);
+    assert!(line.contains("probe"), "{line}");
+    assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_loop_is_stopped_at_the_deadline() {
+    let gw = Gateway::start_with(
+        &probe_app(),
+        Options {
+            args: &["--request-timeout", "1s"],
+            ..Options::default()
+        },
+    );
+    let started = Instant::now();
+    let (status, _) = get(&gw.url("/probe/loop")).await;
+    let took = started.elapsed();
+    assert!(status == 504 || status == 500, "status {status}");
+    // The deadline plus one epoch tick, with slack for a loaded CI machine.
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    assert!(took >= Duration::from_millis(990), "took {took:?}");
+    assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
+    // Several loops at once do not take the gateway down either.
+    let loops: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(get_owned(gw.url("/probe/loop"))))
+        .collect();
+    for handle in loops {
+        assert_ne!(handle.await.unwrap().0, 200);
+    }
+    assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_fails_cleanly_within_its_limit() {
+    let gw = Gateway::start_with(
+        &probe_app(),
+        Options {
+            args: &["--max-instance-memory", "32MiB"],
+            ..Options::default()
+        },
+    );
+    let (status, _) = get(&gw.url("/probe/membomb")).await;
+    assert_eq!(status, 500);
+    assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
+    // A component within the limit still gets memory: a 5 MB body.
+    let (status, body) = get(&gw.url("/probe/big/5000000")).await;
+    assert_eq!((status, body.len()), (200, 5_000_000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let mut gw = Gateway::start(&probe_app());
+    let slow = tokio::spawn(get_owned(gw.url("/probe/sleep/1000")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.signal(libc::SIGTERM);
+    let (status, body) = slow.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "slept 1000 ms"));
+    let exit = gw
+        .wait(Duration::from_secs(15))
+        .expect("gatewayd did not exit");
+    assert!(exit.success(), "{exit}");
+    // New connections are refused once it is gone.
+    assert!(reqwest::get(gw.url("/probe/ok")).await.is_err());
+}
+
+async fn get_owned(url: String) -> (u16, String) {
+    get(&url).await
+}

@@ -1,0 +1,223 @@
+//! Test harness for the end-to-end tests: builds the example components,
+//! starts `gatewayd` as a real process on a free loopback port, and gives the
+//! tests its address and its log.
+//!
+//! Each test file includes this module with `mod harness;`. Every wait here is
+//! bounded, so a broken gateway fails a test instead of hanging it.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a gateway may take to become ready (includes compiling components
+/// on a cold cache in a debug build).
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The examples folder, with every example component built (once per test
+/// binary; `examples/build.sh` is a no-op when they are up to date).
+pub fn examples() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = repo_root().join("examples");
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .status()
+            .expect("running examples/build.sh");
+        assert!(status.success(), "examples/build.sh failed");
+    });
+    dir
+}
+
+/// A running `gatewayd up`. Killed when dropped.
+pub struct Gateway {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub state_dir: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+/// The state dir shared by the gateways of one test binary.
+pub fn shared_state_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// Options for [`Gateway::start_with`].
+#[derive(Default)]
+pub struct Options<'a> {
+    pub args: &'a [&'a str],
+    /// State dir to use; by default one shared by every gateway of this test
+    /// binary, so components are compiled once per binary, not once per test.
+    pub state_dir: Option<&'a Path>,
+}
+
+impl Gateway {
+    pub fn start(app: &Path) -> Gateway {
+        Self::start_with(app, Options::default())
+    }
+
+    pub fn start_with(app: &Path, options: Options<'_>) -> Gateway {
+        Self::try_start(app, options).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// Starts gatewayd; on failure returns its exit status and log.
+    pub fn try_start(app: &Path, options: Options<'_>) -> Result<Gateway, String> {
+        let state_dir = options
+            .state_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| shared_state_dir().to_path_buf());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gatewayd"))
+            .arg("up")
+            .arg(app)
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state_dir)
+            .args(options.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting gatewayd");
+
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        // Both pipes are drained by threads for the whole life of the process,
+        // so a chatty gateway never blocks on a full pipe.
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("Serving app ") {
+                        if let Some(url) = rest.split("http://").nth(1) {
+                            let _ = ready_tx.send(url.trim().to_string());
+                        }
+                    }
+                    log.lock().unwrap().push_str(&format!("{line}\n"));
+                }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&format!("{line}\n"));
+                }
+            }
+        });
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match ready_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => {
+                    // The banner is printed in one go: give the routes a moment.
+                    std::thread::sleep(Duration::from_millis(20));
+                    return Ok(Gateway {
+                        child: Some(child),
+                        addr: addr.parse().expect("address in banner"),
+                        state_dir,
+                        log,
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100)); // let the log threads finish
+                return Err(format!(
+                    "gatewayd exited with {status} before it was ready:\n{}",
+                    log.lock().unwrap()
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!(
+                    "gatewayd not ready after {READY_TIMEOUT:?}:\n{}",
+                    log.lock().unwrap()
+                ));
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP client with a bounded timeout per request.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// GET `url` and return (status, body).
+pub async fn get(url: &str) -> (u16, String) {
+    let response = client().get(url).send().await.expect("request failed");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}

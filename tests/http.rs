@@ -1,0 +1,253 @@
+//! End-to-end tests of the HTTP trigger: gatewayd as a process, a real HTTP
+//! client over loopback, components built from examples/.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Gateway, Options, client, examples, get};
+
+fn probe_app() -> std::path::PathBuf {
+    examples().join("probe")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_components_from_every_toolchain() {
+    let gw = Gateway::start(&probe_app());
+    // wstd (WASI 0.2)
+    let (status, body) = get(&gw.url("/probe/")).await;
+    assert_eq!(status, 200, "{body}");
+    // Spin Rust SDK 5 (WASI 0.2, imports the whole Spin platform world)
+    let (status, body) = get(&gw.url("/sdk5/anything")).await;
+    assert_eq!((status, body.as_str()), (200, "Hello from Spin SDK 5\n"));
+    // Spin Rust SDK 7 (WASI 0.3, wasi:http/handler@0.3.0)
+    let (status, body) = get(&gw.url("/p3/x")).await;
+    assert_eq!((status, body.as_str()), (200, "Hello from gatewayd!\n"));
+    let banner = gw.logs();
+    assert!(banner.contains("/users/:id -> probe"), "{banner}");
+    assert!(
+        banner.contains("/p3/... -> hello (wasi:http 0.3)"),
+        "{banner}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_example_app_answers() {
+    let gw = Gateway::start(&examples().join("hello"));
+    let (status, body) = get(&gw.url("/hello")).await;
+    assert_eq!((status, body.as_str()), (200, "Hello from gatewayd!\n"));
+    let (status, _) = get(&gw.url("/hello/deeper/path")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(&gw.url("/elsewhere")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_parameters_wildcards_and_404() {
+    let gw = Gateway::start(&probe_app());
+    let (status, body) = get(&gw.url("/users/42")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("spin-path-match-id: 42\n"), "{body}");
+    assert!(body.contains("spin-matched-route: /users/:id\n"), "{body}");
+
+    let (status, body) = get(&gw.url("/users/42/posts/7")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("spin-path-match-id: 42\n"), "{body}");
+    assert!(body.contains("spin-path-match-post: 7\n"), "{body}");
+
+    let (status, body) = get(&gw.url("/probe/a/b/c?q=1")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("spin-path-info: /a/b/c\n"), "{body}");
+    assert!(body.contains("spin-matched-route: /probe/...\n"), "{body}");
+    assert!(body.contains("spin-component-route: /probe\n"), "{body}");
+
+    let (status, _) = get(&gw.url("/exact")).await;
+    assert_eq!(status, 200);
+    for missing in ["/exact/more", "/users", "/users/1/posts", "/nowhere"] {
+        let (status, _) = get(&gw.url(missing)).await;
+        assert_eq!(status, 404, "{missing}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_response_needs_no_component() {
+    let gw = Gateway::start(&probe_app());
+    let response = client().get(gw.url("/static/hello")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(response.headers()["x-static"], "yes");
+    assert_eq!(response.text().await.unwrap(), "static hello\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spin_headers_are_set_and_cannot_be_forged() {
+    let gw = Gateway::start(&probe_app());
+    let response = client()
+        .get(gw.url("/probe/headers?x=1"))
+        .header("spin-path-info", "/forged")
+        .header("spin-path-match-admin", "true")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    let body = response.text().await.unwrap();
+    let expected_url = format!("spin-full-url: http://{}/probe/headers?x=1\n", gw.addr);
+    assert!(body.contains(&expected_url), "{body}");
+    assert!(body.contains("spin-path-info: /headers\n"), "{body}");
+    assert!(body.contains("spin-base-path: /\n"), "{body}");
+    assert!(
+        body.contains("spin-raw-component-route: /probe/...\n"),
+        "{body}"
+    );
+    assert!(body.contains("spin-client-addr: 127.0.0.1:"), "{body}");
+    assert!(body.contains("x-custom: kept\n"), "{body}");
+    assert!(!body.contains("forged"), "{body}");
+    assert!(!body.contains("spin-path-match-admin"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_request_and_response_bodies_stream() {
+    let gw = Gateway::start(&probe_app());
+    let payload: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let response = client()
+        .post(gw.url("/probe/echo"))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["x-echo-method"], "POST");
+    let echoed = response.bytes().await.unwrap();
+    assert!(
+        echoed == payload,
+        "echoed body differs ({} bytes)",
+        echoed.len()
+    );
+
+    // A body streamed in chunks by the guest.
+    let response = client()
+        .get(gw.url("/probe/big/5000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), 5_000_000);
+    assert!(body.iter().all(|&b| b == b'x'));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_from_manifest_and_command_line() {
+    let gw = Gateway::start_with(
+        &probe_app(),
+        Options {
+            args: &["-e", "EXTRA=from the command line"],
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        get(&gw.url("/probe/env/GREETING")).await,
+        (200, "hi from env".into())
+    );
+    assert_eq!(
+        get(&gw.url("/probe/env/EXTRA")).await,
+        (200, "from the command line".into())
+    );
+    assert_eq!(
+        get(&gw.url("/probe/env/HOME")).await.0,
+        404,
+        "host env leaked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_are_read_only_and_limited_to_the_grant() {
+    let gw = Gateway::start(&probe_app());
+    assert_eq!(
+        get(&gw.url("/probe/file/assets/greeting.txt")).await,
+        (200, "hello from a file\n".into())
+    );
+    let (status, _) = get(&gw.url("/probe/file/etc/passwd")).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&gw.url("/probe/file/spin.toml")).await;
+    assert_eq!(
+        status, 404,
+        "files next to the granted ones must not be visible"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_http_only_to_allowed_hosts() {
+    // A real upstream on loopback: a tiny HTTP/1 server answering "upstream ok".
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        for _ in 0..4 {
+            let Ok((mut stream, _)) = upstream.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\nupstream ok")
+                .await;
+        }
+    });
+    let gw = Gateway::start(&probe_app());
+    let allowed = format!("http://127.0.0.1:{port}/");
+    let (status, body) = get(&gw.url(&format!("/probe/outbound?url={}", encode(&allowed)))).await;
+    assert_eq!((status, body.as_str()), (200, "status=200\nupstream ok"));
+
+    // Same server, but by a name the manifest did not grant.
+    let denied = format!("http://localhost:{port}/");
+    let (status, body) = get(&gw.url(&format!("/probe/outbound?url={}", encode(&denied)))).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("denied"), "{body}");
+    assert!(gw.wait_for_log("outbound HTTP request denied", Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_stdout_goes_to_the_log_with_the_component_id() {
+    let gw = Gateway::start(&probe_app());
+    assert_eq!(get(&gw.url("/probe/log")).await.0, 200);
+    assert!(
+        gw.wait_for_log("probe: to stdout", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("probe: to stderr"))
+        .unwrap();
+    assert!(
+        line.contains("component=\"probe\"") || line.contains("component=probe"),
+        "{line}"
+    );
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// componentize-py's component carries CPython and imports the whole Spin
+/// platform (99 imports, most of which the gateway does not implement yet):
+/// it must still load, and answer, because unknown imports trap only if called.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_component_importing_the_whole_spin_platform_runs() {
+    let app = examples().join("hello-py");
+    let status = std::process::Command::new("bash")
+        .arg(app.join("build.sh"))
+        .status()
+        .expect("running examples/hello-py/build.sh");
+    assert!(status.success(), "building the Python example failed");
+    let gw = Gateway::start(&app);
+    assert_eq!(get(&gw.url("/")).await, (200, "Hello from Python\n".into()));
+}
