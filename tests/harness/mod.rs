@@ -102,10 +102,11 @@ impl Gateway {
             let log = log.clone();
             move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.strip_prefix("Serving app ") {
-                        if let Some(url) = rest.split("http://").nth(1) {
-                            let _ = ready_tx.send(url.trim().to_string());
-                        }
+                    if let Some(url) = line
+                        .strip_prefix("Serving app ")
+                        .and_then(|rest| rest.split("http://").nth(1))
+                    {
+                        let _ = ready_tx.send(url.trim().to_string());
                     }
                     log.lock().unwrap().push_str(&format!("{line}\n"));
                 }

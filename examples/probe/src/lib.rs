@@ -58,6 +58,15 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
             .unwrap_or_default();
         return outbound(&url).await;
     }
+    if path == "/outbound-raw" {
+        let query = request.uri().query().unwrap_or("");
+        let url = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("url="))
+            .map(percent_decode)
+            .unwrap_or_default();
+        return text(StatusCode::OK, outbound_raw(&url));
+    }
     if path == "/trap" {
         panic!("probe: deliberate trap");
     }
@@ -86,7 +95,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
         return text(StatusCode::OK, "logged".into());
     }
     if let Some(code) = path.strip_prefix("/status/") {
-        return match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+        return match code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+        {
             Some(status) => Ok(Response::builder().status(status).body(Body::empty())?),
             None => text(StatusCode::BAD_REQUEST, "bad status".into()),
         };
@@ -118,7 +131,11 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
 /// (`/exact`, `/users/:id`) gets an empty `spin-path-info`; the full path is
 /// more useful to a test then.
 fn effective_path(request: &Request<Body>) -> String {
-    match request.headers().get("spin-path-info").and_then(|v| v.to_str().ok()) {
+    match request
+        .headers()
+        .get("spin-path-info")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(info) if !info.is_empty() => info.to_string(),
         _ => request.uri().path().to_string(),
     }
@@ -129,6 +146,34 @@ fn text(status: StatusCode, body: String) -> Result<Response<Body>> {
         .status(status)
         .header("content-type", "text/plain")
         .body(body.into())?)
+}
+
+/// A GET through the bare `wasi:http/outgoing-handler` binding, reporting the
+/// exact `error-code` the host returned (wstd folds some of them into I/O
+/// errors). Only `http://host[:port]/path` URLs; this is a test probe.
+fn outbound_raw(url: &str) -> String {
+    use wasip2::http::{outgoing_handler, types};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return "error=only http:// urls".into();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let request = types::OutgoingRequest::new(types::Fields::new());
+    let _ = request.set_scheme(Some(&types::Scheme::Http));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return format!("error={code:?}"),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => format!("status={}", response.status()),
+        Some(Ok(Err(code))) => format!("error={code:?}"),
+        other => format!("error=unexpected {}", other.is_some()),
+    }
 }
 
 async fn outbound(url: &str) -> Result<Response<Body>> {

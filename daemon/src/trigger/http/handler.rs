@@ -15,8 +15,8 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    ExpirationError, HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
 };
 
 use crate::executor::PreparedComponent;
@@ -145,6 +145,9 @@ impl WorkerExpiration for Expiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        // A guest stuck in a busy loop blocks the instance's event loop, so the
+        // per-request deadline inside it cannot fire; this one, polled outside,
+        // stops the instance at the deadline (at the guest's next epoch yield).
         let timeout = match status {
             WorkerStatus::Idle => self.idle_timeout,
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
@@ -201,7 +204,18 @@ impl WorkerState for Worker {
         // A trap surfaces here, with the guest's backtrace; the request that
         // hit it has already been answered with a 500.
         if let Err(e) = result {
-            tracing::error!(component = &*self.component_id, "instance failed: {e:?}");
+            let component = &*self.component_id;
+            let deadline =
+                e.is::<ExpirationError>() || e.root_cause().to_string() == "guest timed out";
+            if deadline {
+                tracing::warn!(
+                    component,
+                    "instance stopped: it ran past the request deadline"
+                );
+            } else {
+                tracing::error!(component, "instance failed: {}", e.root_cause());
+                tracing::debug!(component, "instance failure in full: {e:?}");
+            }
         }
         drop(store);
     }

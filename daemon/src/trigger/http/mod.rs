@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -51,6 +51,7 @@ pub struct HttpApp {
     handlers: BTreeMap<String, ProxyHandler<ComponentHandler>>,
     exports: BTreeMap<String, HttpExport>,
     requests: Semaphore,
+    request_timeout: Option<Duration>,
 }
 
 impl HttpApp {
@@ -77,6 +78,7 @@ impl HttpApp {
             handlers,
             exports,
             requests: Semaphore::new(options.max_concurrent_requests.max(1)),
+            request_timeout: options.request_timeout,
         })
     }
 
@@ -120,8 +122,15 @@ impl HttpApp {
         };
         let request =
             request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let started = Instant::now();
         match handler.handle((), request).await {
             Ok(response) => response,
+            // A busy-looping guest is stopped from outside its instance and the
+            // request only learns that it got no response: the clock says why.
+            Err(_) if self.request_timeout.is_some_and(|t| started.elapsed() >= t) => {
+                tracing::warn!(component = component_id.as_str(), %uri, "request timed out; instance stopped");
+                text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+            }
             Err(error) => error_response(component_id, &uri, error),
         }
     }
@@ -136,7 +145,14 @@ fn error_response(component: &str, uri: &http::Uri, error: wasmtime::Error) -> R
         tracing::error!(component, %uri, "could not instantiate: {:?}", e.error);
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
-    tracing::error!(component, %uri, "request failed: {error:?}");
+    // A trap before the response was sent reaches us as this generic error;
+    // the trap itself is logged by the instance ("instance failed: ...").
+    let message = error.to_string();
+    if message.contains("response-outparam::set") {
+        tracing::error!(component, %uri, "request failed: the component trapped or returned no response");
+    } else {
+        tracing::error!(component, %uri, "request failed: {message}");
+    }
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
 
