@@ -15,6 +15,9 @@ use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let mut app = crate::app::load(&args.path)?;
+    if app.http_triggers.is_empty() {
+        tracing::warn!("app \"{}\" has no HTTP triggers: every request will get 404", app.name);
+    }
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
     }
