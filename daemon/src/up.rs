@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::net::TcpListener;
 
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
@@ -16,7 +15,10 @@ use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 pub async fn run(args: UpArgs) -> Result<()> {
     let mut app = crate::app::load(&args.path)?;
     if app.http_triggers.is_empty() {
-        tracing::warn!("app \"{}\" has no HTTP triggers: every request will get 404", app.name);
+        tracing::warn!(
+            "app \"{}\" has no HTTP triggers: every request will get 404",
+            app.name
+        );
     }
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
@@ -49,10 +51,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         max_concurrent_requests: args.max_instances as usize,
     };
     let http_app = Arc::new(HttpApp::new(&app, &executor, &options)?);
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let listeners = http::Listeners::bind(args.listen, threads)?;
+    let address = listeners.address();
     print_banner(&app.name, address, &http_app);
 
     let (trigger, shutdown) = shutdown::channel();
@@ -63,7 +64,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         trigger.trigger();
     });
-    http::serve(listener, http_app, shutdown, args.drain_timeout).await
+    http::serve(listeners, http_app, shutdown, args.drain_timeout).await
 }
 
 fn print_banner(app: &str, address: std::net::SocketAddr, http_app: &HttpApp) {

@@ -110,3 +110,36 @@ impl Hasher for Sha256Hasher {
         self.0.update(bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entry.cwasm");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("entry.cwasm")]);
+    }
+
+    #[test]
+    fn engines_with_different_code_shaping_settings_get_different_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = Engine::default();
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let with_epochs = Engine::new(&config).unwrap();
+        let a = CodeCache::new(&plain, dir.path().to_path_buf()).unwrap();
+        let b = CodeCache::new(&with_epochs, dir.path().to_path_buf()).unwrap();
+        let again = CodeCache::new(&plain, dir.path().to_path_buf()).unwrap();
+        assert_ne!(a.engine_key, b.engine_key);
+        assert_eq!(a.engine_key, again.engine_key);
+    }
+}

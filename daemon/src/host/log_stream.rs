@@ -139,3 +139,30 @@ impl AsyncWrite for LogStream {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(stream: &LogStream) -> Vec<u8> {
+        stream.inner.pending.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn splits_lines_and_holds_partial_ones() {
+        let stream = LogStream::new(Arc::from("c"), Stream::Stdout);
+        stream.write_bytes(b"one\ntwo\nthr");
+        assert_eq!(pending(&stream), b"thr");
+        stream.write_bytes(b"ee\n");
+        assert!(pending(&stream).is_empty());
+    }
+
+    #[test]
+    fn a_line_without_end_is_bounded() {
+        let stream = LogStream::new(Arc::from("c"), Stream::Stderr);
+        stream.write_bytes(&vec![b'x'; MAX_PENDING_LINE + 10]);
+        assert!(pending(&stream).is_empty());
+        stream.write_bytes(b"tail");
+        assert_eq!(pending(&stream), b"tail");
+    }
+}

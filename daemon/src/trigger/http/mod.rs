@@ -10,11 +10,11 @@
 mod handler;
 mod headers;
 pub mod router;
+mod server;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -22,18 +22,15 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
 
 use crate::app::{App, HttpHandler, StaticResponse};
 use crate::executor::Executor;
-use crate::shutdown::Shutdown;
 pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
 use router::Router;
+pub use server::{Listeners, serve};
 
 /// Options of the HTTP trigger.
 #[derive(Clone, Debug)]
@@ -183,54 +180,4 @@ fn full_body(bytes: Bytes) -> WasiBody {
     Full::new(bytes)
         .map_err(|never: Infallible| match never {})
         .boxed_unsync()
-}
-
-/// Serves `app` on `listener` until `shutdown`, then drains in-flight
-/// connections for at most `drain_timeout`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<HttpApp>,
-    mut shutdown: Shutdown,
-    drain_timeout: Duration,
-) -> Result<()> {
-    let listen = listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, client) = tokio::select! {
-            _ = shutdown.requested() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request, client, listen).await) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%client, "connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("stopped accepting; draining in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(drain_timeout) => {
-            tracing::warn!("drain timeout ({drain_timeout:?}) reached; closing remaining connections")
-        }
-    }
-    Ok(())
 }
