@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# HTTP benchmark: gatewayd serving the hello-wstd component vs. a native hyper
-# server (and `wasmtime serve`, when installed), driven by the same wrk load
-# in the same run. Prints req/s, p50 and p99 per server and concurrency, the
-# gateway/native ratios, start-up time to first response (cold and warm code
-# cache) and idle RSS.
+# HTTP benchmark: gatewayd serving the hello-wstd component (WASI 0.2, a fresh
+# instance per request) vs. a native hyper server (and `wasmtime serve` on the
+# same component, when installed), driven by the same wrk load in the same run.
+# Also gatewayd serving the Spin SDK 7 hello (WASI 0.3, instances reused).
+# Prints req/s, p50 and p99 per server and concurrency, the gateway/native
+# ratios, start-up time to first response (cold and warm code cache) and idle
+# RSS.
 #
 # Usage: benches/http.sh [DURATION]      (default 10s per measurement)
 # Needs: wrk (apt-get install wrk). Uses loopback only.
@@ -56,24 +58,26 @@ to_us() { # wrk prints 1.23ms / 456.00us / 1.2s
 }
 
 declare -A result
-servers=(native gatewayd)
+servers=(native gatewayd gatewayd-p3)
 start native "$work/native.log" "$target/native-hello"
 urls[0]="http://$addr/"
 start gatewayd "$work/gatewayd.log" "$target/gatewayd" up "$app" --listen 127.0.0.1:0 --state-dir "$work/state"
 urls[1]="http://$addr/"
+start gatewayd-p3 "$work/gatewayd-p3.log" "$target/gatewayd" up examples/hello --listen 127.0.0.1:0 --state-dir "$work/state"
+urls[2]="http://$addr/hello"
 if command -v wasmtime >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   start wasmtime "$work/wasmtime.log" wasmtime serve -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
   servers+=(wasmtime)
-  urls[2]="http://$addr/"
+  urls[3]="http://$addr/"
 fi
 
-printf '%-10s %4s %10s %9s %9s\n' server c req/s p50_us p99_us
+printf '%-12s %4s %10s %9s %9s\n' server c req/s p50_us p99_us
 for c in 1 32; do
   for i in "${!servers[@]}"; do
     read -r rps p50 p99 < <(measure "${servers[$i]}" "${urls[$i]}" "$c")
     result[${servers[$i]},$c]="$rps $p50 $p99"
-    printf '%-10s %4s %10s %9s %9s\n' "${servers[$i]}" "$c" "$rps" "$p50" "$p99"
+    printf '%-12s %4s %10s %9s %9s\n' "${servers[$i]}" "$c" "$rps" "$p50" "$p99"
   done
 done
 

@@ -133,3 +133,23 @@ fn help_explains_with_examples() {
         assert!(help.contains(needle), "missing {needle} in:\n{help}");
     }
 }
+
+#[test]
+fn a_taken_port_is_an_error_not_a_shared_port() {
+    let first = Gateway::start(&examples().join("hello"));
+    let state = tempfile::tempdir().unwrap();
+    let output = gatewayd()
+        .arg("up")
+        .arg(examples().join("hello"))
+        .args(["--listen", &first.addr.to_string(), "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a second gateway shares the port");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!("listening on {}", first.addr)),
+        "{err}"
+    );
+    assert!(err.contains("in use"), "{err}");
+}

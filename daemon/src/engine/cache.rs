@@ -59,10 +59,29 @@ impl CodeCache {
             }
         }
         let started = Instant::now();
-        let code = engine
-            .precompile_component(&wasm)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling {}", wasm_path.display()))?;
+        // Cranelift can panic on inputs it mishandles (e.g. wasmtime 48 on
+        // baseline riscv64): that must fail this component's load with an
+        // error, never take the daemon down.
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.precompile_component(&wasm)
+        }));
+        let code = match compiled {
+            Ok(result) => result
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("compiling {}", wasm_path.display()))?,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                anyhow::bail!(
+                    "compiling {}: the code generator crashed ({reason}); \
+                     this is a compiler bug for this CPU, not a problem with the component",
+                    wasm_path.display()
+                );
+            }
+        };
         let took = started.elapsed();
         write_atomically(&entry, &code)
             .with_context(|| format!("writing cache entry {}", entry.display()))?;

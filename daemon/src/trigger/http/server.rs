@@ -30,6 +30,21 @@ impl Listeners {
     /// Binds `threads` sockets to `address` (port 0 picks one port for all).
     /// Must be called inside a tokio runtime.
     pub fn bind(address: SocketAddr, threads: usize) -> Result<Self> {
+        // SO_REUSEPORT would let this process silently share a port with
+        // another server of the same user (say, a gatewayd left running):
+        // first make sure nobody listens there, with a plain bind.
+        if address.port() != 0 {
+            let probe = if address.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            probe.set_reuseaddr(true)?;
+            probe
+                .bind(address)
+                .and_then(|()| probe.listen(1).map(drop))
+                .with_context(|| format!("listening on {address}"))?;
+        }
         let mut sockets = Vec::new();
         let mut address = address;
         for _ in 0..threads.max(1) {
