@@ -44,6 +44,9 @@ measure() {
   out=$(wrk -t1 -c"$3" -d"$duration" --latency "$2")
   local rps p50 p99
   rps=$(awk '/Requests\/sec:/ {print $2}' <<<"$out")
+  if [ -z "$rps" ] || grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+    echo "measure: bad run against $2:" >&2; echo "$out" >&2; exit 1
+  fi
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   echo "$rps $(to_us "$p50") $(to_us "$p99")"
@@ -75,7 +78,8 @@ fi
 printf '%-12s %4s %10s %9s %9s\n' server c req/s p50_us p99_us
 for c in 1 32; do
   for i in "${!servers[@]}"; do
-    read -r rps p50 p99 < <(measure "${servers[$i]}" "${urls[$i]}" "$c")
+    line=$(measure "${servers[$i]}" "${urls[$i]}" "$c")
+    read -r rps p50 p99 <<<"$line"
     result[${servers[$i]},$c]="$rps $p50 $p99"
     printf '%-12s %4s %10s %9s %9s\n' "${servers[$i]}" "$c" "$rps" "$p50" "$p99"
   done

@@ -5,6 +5,7 @@
 mod harness;
 
 use std::process::Command;
+use std::time::Duration;
 
 use harness::{Gateway, Options, examples};
 

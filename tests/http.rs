@@ -250,11 +250,10 @@ fn encode(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_component_importing_the_whole_spin_platform_runs() {
     let app = examples().join("hello-py");
-    let status = std::process::Command::new("bash")
-        .arg(app.join("build.sh"))
-        .status()
-        .expect("running examples/hello-py/build.sh");
-    assert!(status.success(), "building the Python example failed");
+    harness::run_bounded(
+        std::process::Command::new("bash").arg(app.join("build.sh")),
+        harness::BUILD_TIMEOUT,
+    );
     let gw = Gateway::start(&app);
     assert_eq!(get(&gw.url("/")).await, (200, "Hello from Python\n".into()));
 }

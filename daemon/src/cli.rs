@@ -59,9 +59,9 @@ pub struct UpArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
 
-    /// Instances alive at once (the pooling allocator's size; also the number
-    /// of requests handled concurrently).
-    #[arg(long, default_value_t = 256)]
+    /// Instances alive at once (the pooling allocator's size); requests beyond
+    /// it wait for an instance to finish.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_instances: u32,
 
     /// Use the pooling instance allocator: auto tries it and falls back.

@@ -1,6 +1,7 @@
 //! Graceful shutdown as a value: one [`Shutdown`] per process, cloned into
 //! every task that must stop accepting work when SIGINT or SIGTERM arrives.
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 #[derive(Clone)]
@@ -31,13 +32,37 @@ impl Shutdown {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-pub async fn signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGINT and SIGTERM, caught from the moment this is created (create it
+/// before announcing readiness: a supervisor may signal right after).
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    /// Requests a graceful shutdown on the first signal; a second signal ends
+    /// the process at once, for an operator who does not want to wait.
+    pub async fn drive(mut self, trigger: ShutdownTrigger) {
+        let name = self.next().await;
+        tracing::info!("{name} received: stopping (send it again to exit at once)");
+        trigger.trigger();
+        let name = self.next().await;
+        tracing::warn!("{name} received again: exiting without waiting for in-flight requests");
+        std::process::exit(1);
+    }
 }

@@ -1,15 +1,17 @@
 //! `gatewayd up`: load one app from a spin.toml and serve it in the foreground.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use tokio::sync::Semaphore;
 
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::{Executor, InstanceLimits};
-use crate::shutdown;
+use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -23,7 +25,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
     }
-    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
+    ensure_private_dir(&state_dir)?;
     let max_memory = usize::try_from(args.max_instance_memory)
         .context("--max-instance-memory is larger than this machine's address space")?;
 
@@ -48,23 +54,21 @@ pub async fn run(args: UpArgs) -> Result<()> {
             max_concurrent: args.max_instance_concurrent_reuse_count,
             ..ReusePolicy::default()
         },
-        max_concurrent_requests: args.max_instances as usize,
     };
-    let http_app = Arc::new(HttpApp::new(&app, &executor, &options)?);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let instances = Arc::new(Semaphore::new(args.max_instances as usize));
+    let apps = (0..threads)
+        .map(|_| HttpApp::new(&app, &executor, &options, instances.clone()))
+        .collect::<Result<Vec<_>>>()?;
     let listeners = http::Listeners::bind(args.listen, threads)?;
-    let address = listeners.address();
-    print_banner(&app.name, address, &http_app);
+    let signals = Signals::install().context("installing signal handlers")?;
+    print_banner(&app.name, listeners.address(), &apps[0]);
 
     let (trigger, shutdown) = shutdown::channel();
-    tokio::spawn(async move {
-        match shutdown::signal().await {
-            Ok(name) => tracing::info!("{name} received: shutting down"),
-            Err(e) => tracing::error!("cannot wait for signals ({e}); shutting down"),
-        }
-        trigger.trigger();
-    });
-    http::serve(listeners, http_app, shutdown, args.drain_timeout).await
+    tokio::spawn(signals.drive(trigger));
+    http::serve(listeners, apps, shutdown, args.drain_timeout).await?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn print_banner(app: &str, address: std::net::SocketAddr, http_app: &HttpApp) {
@@ -77,14 +81,43 @@ fn print_banner(app: &str, address: std::net::SocketAddr, http_app: &HttpApp) {
     let _ = out.flush();
 }
 
-/// `$XDG_STATE_HOME/gatewayd`, else `~/.local/state/gatewayd`, else a folder
-/// under the system temp dir.
-fn default_state_dir() -> PathBuf {
+/// `$XDG_STATE_HOME/gatewayd`, else `~/.local/state/gatewayd`. There is no
+/// shared fallback such as /tmp: compiled code is loaded from this folder, so
+/// it must belong to us alone.
+fn default_state_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("gatewayd");
+        return Ok(PathBuf::from(dir).join("gatewayd"));
     }
     if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join(".local/state/gatewayd");
+        return Ok(PathBuf::from(home).join(".local/state/gatewayd"));
     }
-    std::env::temp_dir().join("gatewayd-state")
+    anyhow::bail!("neither XDG_STATE_HOME nor HOME is set: pass --state-dir")
+}
+
+/// Creates `dir` (mode 0700) if needed and checks that it is ours and not
+/// writable by others: the code cache in it is loaded as native code.
+fn ensure_private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the state dir {}", dir.display()))?;
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("reading the state dir {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        meta.uid() == uid,
+        "state dir {} belongs to uid {}, not to this user ({uid}): refusing to load code from it",
+        dir.display(),
+        meta.uid()
+    );
+    anyhow::ensure!(
+        meta.mode() & 0o022 == 0,
+        "state dir {} is writable by group or others (mode {:o}): refusing to load code from it \
+         (chmod go-w it)",
+        dir.display(),
+        meta.mode() & 0o777
+    );
+    Ok(())
 }

@@ -32,13 +32,36 @@ pub fn examples() -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let dir = repo_root().join("examples");
     BUILT.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .status()
-            .expect("running examples/build.sh");
-        assert!(status.success(), "examples/build.sh failed");
+        run_bounded(
+            Command::new("bash").arg(dir.join("build.sh")),
+            BUILD_TIMEOUT,
+        )
     });
     dir
+}
+
+/// How long building the example components may take (a cold build with the
+/// SDKs' dependencies, or a Python component with pip installing its tools).
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Runs a build command to completion, failing the test if it fails or takes
+/// longer than `timeout`.
+pub fn run_bounded(command: &mut Command, timeout: Duration) {
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{command:?} failed: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} took longer than {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A running `gatewayd up`. Killed when dropped.

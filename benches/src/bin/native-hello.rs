@@ -1,6 +1,7 @@
 //! The baseline for the HTTP benchmark: a native hyper 1.x server answering
-//! every request with the same body as the hello components, on the same
-//! tokio runtime shape as gatewayd. Prints its address on stdout when ready.
+//! every request with the same body as the hello-wstd component, written the
+//! idiomatic way (tokio's multi-threaded runtime): what a Rust developer would
+//! write instead of a Wasm component. Prints its address on stdout when ready.
 //!
 //! Usage: native-hello [ADDR]   (default 127.0.0.1:0)
 

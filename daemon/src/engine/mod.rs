@@ -71,7 +71,7 @@ pub fn build(settings: &EngineSettings) -> Result<(Engine, String)> {
             Err(e) if settings.pooling == Pooling::Auto => {
                 tracing::warn!(
                     "pooling allocator unavailable ({e}); allocating instances on demand \
-                     (set a smaller max_instances or max_instance_memory to use the pool)"
+                     (a smaller --max-instances may let the pool fit this machine's address space)"
                 );
             }
             Err(e) => {

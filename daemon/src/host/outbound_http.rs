@@ -4,7 +4,8 @@
 //! wasmtime-wasi-http does the protocol work; this module is the policy hook it
 //! calls before sending: deny what was not granted (the guest gets
 //! `HTTP-request-denied`, the log says which component tried which URL), and
-//! bound how long a connection or a first byte may take.
+//! bound how long a connection or a first byte may take. (`self`, a request to
+//! the app itself, is parsed but not routed yet: such requests are denied.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,7 @@ impl WasiHttpHooks for OutboundHttp {
             tracing::warn!(
                 component = &*self.component_id,
                 url = %request.uri(),
-                "outbound HTTP request denied: host not in allowed_outbound_hosts"
+                "outbound HTTP request denied: not granted by allowed_outbound_hosts"
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }

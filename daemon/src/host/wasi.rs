@@ -9,6 +9,7 @@
 //! renaming a finished temporary folder, so gateways sharing a state dir never
 //! see each other's half-staged files, and an unchanged app stages nothing.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -89,6 +90,12 @@ fn stage_files(files: &[FileMount], files_dir: &Path) -> Result<PathBuf> {
         digest.update([0]);
         digest.update(meta.len().to_le_bytes());
         digest.update(modified.as_nanos().to_le_bytes());
+        // The change time cannot be set back by `cp -p`, `tar -x` or `rsync
+        // -t` the way the modification time can, and the inode number changes
+        // when a file is replaced.
+        digest.update(meta.ino().to_le_bytes());
+        digest.update(meta.ctime().to_le_bytes());
+        digest.update(meta.ctime_nsec().to_le_bytes());
     }
     let name: String = digest.finalize()[..12]
         .iter()
@@ -110,10 +117,15 @@ fn stage_files(files: &[FileMount], files_dir: &Path) -> Result<PathBuf> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        if std::fs::hard_link(&mount.source, &target).is_err() {
-            std::fs::copy(&mount.source, &target).with_context(|| {
-                format!("copying {} to {}", mount.source.display(), target.display())
-            })?;
+        // A symlink (the manifest may grant one that stays inside the app)
+        // would dangle in the guest's root: stage what it points to.
+        let source = mount
+            .source
+            .canonicalize()
+            .with_context(|| format!("resolving {}", mount.source.display()))?;
+        if std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
         }
     }
     // Another gateway may have staged the same files meanwhile: theirs is as

@@ -58,6 +58,13 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
             .unwrap_or_default();
         return outbound(&url).await;
     }
+    if let Some(file) = path.strip_prefix("/write/") {
+        // The gateway grants files read-only: this must fail.
+        return match std::fs::write(format!("/{file}"), b"written by the guest") {
+            Ok(()) => text(StatusCode::OK, "written".into()),
+            Err(e) => text(StatusCode::FORBIDDEN, e.to_string()),
+        };
+    }
     if path == "/outbound-raw" {
         let query = request.uri().query().unwrap_or("");
         let url = query
@@ -109,6 +116,8 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
         let Ok(ms) = ms.parse::<u64>() else {
             return text(StatusCode::BAD_REQUEST, "bad duration".into());
         };
+        // Logged so a test knows the request reached the guest.
+        println!("probe: sleeping {ms} ms");
         wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
         return text(StatusCode::OK, format!("slept {ms} ms"));
     }

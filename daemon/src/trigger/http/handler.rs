@@ -3,7 +3,13 @@
 //!
 //! A WASI 0.2 component gets a fresh instance for every request (isolation is
 //! the contract). A WASI 0.3 component may serve several requests, bounded in
-//! count, concurrency and idle time, as Spin does; both bounds are options.
+//! count, concurrency and idle time, as Spin does.
+//!
+//! Every live instance holds a permit of one process-wide semaphore sized to
+//! the instance pool, from instantiation until it is dropped (a WASI 0.2
+//! instance may still be streaming its body after the response headers went
+//! out). So requests beyond the pool's capacity wait for an instance instead of
+//! failing on an exhausted pool.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView as _;
@@ -53,6 +60,7 @@ pub enum HttpExport {
 pub struct ComponentHandler {
     component: Arc<PreparedComponent>,
     pre: ProxyPre<HostState>,
+    instances: Arc<Semaphore>,
     max_requests: usize,
     max_concurrent: usize,
     idle_timeout: Duration,
@@ -63,6 +71,7 @@ impl ComponentHandler {
     /// Wraps a prepared component; fails if it exports no `wasi:http` handler.
     pub fn new(
         component: Arc<PreparedComponent>,
+        instances: Arc<Semaphore>,
         reuse: &ReusePolicy,
         request_timeout: Option<Duration>,
     ) -> Result<(ProxyHandler<Self>, HttpExport)> {
@@ -87,16 +96,13 @@ impl ComponentHandler {
         let handler = ComponentHandler {
             component,
             pre,
+            instances,
             max_requests,
             max_concurrent,
             idle_timeout: reuse.idle_timeout,
             request_timeout: request_timeout.unwrap_or(Duration::MAX),
         };
         Ok((ProxyHandler::new(handler), export))
-    }
-
-    pub fn component_id(&self) -> &str {
-        &self.component.id
     }
 }
 
@@ -106,6 +112,12 @@ impl HandlerState for ComponentHandler {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let permit = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| wasmtime::Error::msg("the gateway is shutting down"))?;
         let mut store = self
             .component
             .new_store()
@@ -125,6 +137,7 @@ impl HandlerState for ComponentHandler {
                 max_requests: self.max_requests,
                 max_concurrent: self.max_concurrent,
                 request_timeout: self.request_timeout,
+                _instance_permit: permit,
             },
         })
     }
@@ -168,6 +181,8 @@ pub struct Worker {
     max_requests: usize,
     max_concurrent: usize,
     request_timeout: Duration,
+    /// Released when the worker, and with it the instance, is gone.
+    _instance_permit: OwnedSemaphorePermit,
 }
 
 impl WorkerState for Worker {

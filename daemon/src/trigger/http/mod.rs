@@ -22,9 +22,13 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
+use std::sync::Arc;
+
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, InstantiationError, ProxyHandler, TrapOrPanicError,
+};
 
 use crate::app::{App, HttpHandler, StaticResponse};
 use crate::executor::Executor;
@@ -38,21 +42,26 @@ pub struct HttpOptions {
     /// Deadline of one request, from dispatch to the end of the handler.
     pub request_timeout: Option<Duration>,
     pub reuse: ReusePolicy,
-    /// Requests handled at once; more wait for a slot instead of failing.
-    pub max_concurrent_requests: usize,
 }
 
-/// One app as the HTTP trigger sees it: routes and a handler per component.
+/// One app as one serving thread sees it: routes and a handler per component.
+/// Each thread has its own, so a thread's instances serve only its requests
+/// and draining one thread never cuts off another's.
 pub struct HttpApp {
     router: Router,
     handlers: BTreeMap<String, ProxyHandler<ComponentHandler>>,
     exports: BTreeMap<String, HttpExport>,
-    requests: Semaphore,
     request_timeout: Option<Duration>,
 }
 
 impl HttpApp {
-    pub fn new(app: &App, executor: &Executor, options: &HttpOptions) -> Result<Self> {
+    /// `instances` bounds the instances alive at once, across all threads.
+    pub fn new(
+        app: &App,
+        executor: &Executor,
+        options: &HttpOptions,
+        instances: Arc<Semaphore>,
+    ) -> Result<Self> {
         let mut handlers = BTreeMap::new();
         let mut exports = BTreeMap::new();
         for trigger in &app.http_triggers {
@@ -65,8 +74,12 @@ impl HttpApp {
             let component = executor.component(id).ok_or_else(|| {
                 anyhow::anyhow!("trigger \"{}\": no component \"{id}\"", trigger.id)
             })?;
-            let (handler, export) =
-                ComponentHandler::new(component.clone(), &options.reuse, options.request_timeout)?;
+            let (handler, export) = ComponentHandler::new(
+                component.clone(),
+                instances.clone(),
+                &options.reuse,
+                options.request_timeout,
+            )?;
             handlers.insert(id.clone(), handler);
             exports.insert(id.clone(), export);
         }
@@ -74,7 +87,6 @@ impl HttpApp {
             router: Router::new(&app.http_base, &app.http_triggers),
             handlers,
             exports,
-            requests: Semaphore::new(options.max_concurrent_requests.max(1)),
             request_timeout: options.request_timeout,
         })
     }
@@ -114,27 +126,31 @@ impl HttpApp {
         };
         let uri = request.uri().clone();
         headers::set_spin_headers(request.headers_mut(), &uri, &route, client, listen);
-        let Ok(_permit) = self.requests.acquire().await else {
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n");
-        };
         let request =
             request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         let started = Instant::now();
         match handler.handle((), request).await {
             Ok(response) => response,
-            // A busy-looping guest is stopped from outside its instance and the
-            // request only learns that it got no response: the clock says why.
-            Err(_) if self.request_timeout.is_some_and(|t| started.elapsed() >= t) => {
-                tracing::warn!(component = component_id.as_str(), %uri, "request timed out; instance stopped");
-                text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
+            Err(error) => {
+                let past_deadline = self.request_timeout.is_some_and(|t| started.elapsed() >= t);
+                error_response(component_id, &uri, error, past_deadline)
             }
-            Err(error) => error_response(component_id, &uri, error),
         }
     }
 }
 
-fn error_response(component: &str, uri: &http::Uri, error: wasmtime::Error) -> Response<WasiBody> {
-    if error.is::<ExpirationError>() {
+fn error_response(
+    component: &str,
+    uri: &http::Uri,
+    error: wasmtime::Error,
+    past_deadline: bool,
+) -> Response<WasiBody> {
+    // A guest that traps, or that is stopped from outside its instance (a busy
+    // loop blocks the instance's own deadline), reaches us only as "no
+    // response"; the instance logs the cause, the clock tells a timeout apart.
+    let no_response =
+        error.to_string().contains("response-outparam::set") || error.is::<TrapOrPanicError>();
+    if error.is::<ExpirationError>() || (no_response && past_deadline) {
         tracing::warn!(component, %uri, "request timed out; instance stopped");
         return text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n");
     }
@@ -142,13 +158,10 @@ fn error_response(component: &str, uri: &http::Uri, error: wasmtime::Error) -> R
         tracing::error!(component, %uri, "could not instantiate: {:?}", e.error);
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
-    // A trap before the response was sent reaches us as this generic error;
-    // the trap itself is logged by the instance ("instance failed: ...").
-    let message = error.to_string();
-    if message.contains("response-outparam::set") {
+    if no_response {
         tracing::error!(component, %uri, "request failed: the component trapped or returned no response");
     } else {
-        tracing::error!(component, %uri, "request failed: {message}");
+        tracing::error!(component, %uri, "request failed: {error}");
     }
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }

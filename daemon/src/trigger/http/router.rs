@@ -130,10 +130,6 @@ impl Router {
             (e.full_pattern.as_str(), &e.trigger)
         })
     }
-
-    pub fn base(&self) -> &str {
-        &self.base
-    }
 }
 
 impl Entry {

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::HttpApp;
 use crate::shutdown::Shutdown;
@@ -70,18 +71,23 @@ impl Listeners {
     }
 }
 
-/// Serves `app` on every listener, one thread each, until `shutdown`; returns
-/// when every thread has drained (at most `drain_timeout`).
+/// Serves on every listener, one thread each with its own [`HttpApp`] (one
+/// per listener, in order), until `shutdown`; returns when every thread has
+/// drained (at most `drain_timeout`).
 pub async fn serve(
     listeners: Listeners,
-    app: Arc<HttpApp>,
+    apps: Vec<HttpApp>,
     shutdown: Shutdown,
     drain_timeout: Duration,
 ) -> Result<()> {
+    anyhow::ensure!(
+        apps.len() == listeners.sockets.len(),
+        "one app per listener is needed"
+    );
+    let connections_per_thread = (MAX_CONNECTIONS / apps.len()).max(1);
     let mut done = Vec::new();
-    for (index, socket) in listeners.sockets.into_iter().enumerate() {
+    for (index, (socket, app)) in listeners.sockets.into_iter().zip(apps).enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let app = app.clone();
         let shutdown = shutdown.clone();
         std::thread::Builder::new()
             .name(format!("http-{index}"))
@@ -91,10 +97,16 @@ pub async fn serve(
                     .build()
                     .context("starting a serving thread's runtime")
                     .and_then(|runtime| {
-                        runtime.block_on(async move {
+                        let result = runtime.block_on(async move {
                             let listener = TcpListener::from_std(socket)?;
-                            serve_one(listener, app, shutdown, drain_timeout).await
-                        })
+                            let limits = Arc::new(Semaphore::new(connections_per_thread));
+                            serve_one(listener, Arc::new(app), limits, shutdown, drain_timeout)
+                                .await
+                        });
+                        // Blocking tasks (a DNS lookup, a file read) must not
+                        // hold the exit past the drain.
+                        runtime.shutdown_timeout(Duration::from_secs(1));
+                        result
                     });
                 let _ = tx.send(result);
             })
@@ -107,20 +119,29 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections open at once, across all serving threads; more wait in the
+/// kernel's accept queue.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's headers (also bounds how
+/// long an idle keep-alive connection is kept).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One serving thread's accept loop: serves until `shutdown`, then drains
 /// in-flight connections for at most `drain_timeout`.
 async fn serve_one(
     listener: TcpListener,
     app: Arc<HttpApp>,
+    connections: Arc<Semaphore>,
     mut shutdown: Shutdown,
     drain_timeout: Duration,
 ) -> Result<()> {
     let listen = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, client) = tokio::select! {
+        let (permit, stream, client) = tokio::select! {
             _ = shutdown.requested() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listener, &connections) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -137,6 +158,8 @@ async fn serve_one(
             async move { Ok::<_, Infallible>(app.handle(request, client, listen).await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -144,15 +167,29 @@ async fn serve_one(
             if let Err(e) = connection.await {
                 tracing::debug!(%client, "connection ended: {e}");
             }
+            drop(permit);
         });
     }
     drop(listener);
-    tracing::info!("stopped accepting; draining in-flight requests");
+    tracing::debug!("stopped accepting; draining in-flight requests");
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("drain timeout ({drain_timeout:?}) reached; closing remaining connections")
         }
     }
     Ok(())
+}
+
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> std::io::Result<(OwnedSemaphorePermit, tokio::net::TcpStream, SocketAddr)> {
+    let permit = connections
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (stream, client) = listener.accept().await?;
+    Ok((permit, stream, client))
 }
