@@ -363,7 +363,7 @@ mod tests {
             "/api",
             &[("u", "/users/:id"), ("root", "/"), ("rest", "/...")],
         );
-        assert_eq!(r.base(), "/api");
+        assert_eq!(r.route("/api").unwrap().base_path, "/api");
         assert_eq!(winner(&r, "/users/1"), None);
         assert_eq!(winner(&r, "/apiusers/1"), None);
 
