@@ -22,15 +22,27 @@ fn second_start_loads_compiled_code_from_the_cache() {
         ..Options::default()
     };
     let first = Gateway::start_with(&app, options());
-    assert!(first.logs().contains("compiled"), "{}", first.logs());
+    // Compiling is logged before the banner; the log thread may lag a little.
+    assert!(
+        first.wait_for_log(": compiled ", Duration::from_secs(5)),
+        "{}",
+        first.logs()
+    );
     drop(first);
     let second = Gateway::start_with(&app, options());
-    let logs = second.logs();
     assert!(
-        logs.contains("loaded precompiled code from the cache"),
-        "{logs}"
+        second.wait_for_log(
+            "loaded precompiled code from the cache",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        second.logs()
     );
-    assert!(!logs.contains(" compiled "), "compiled again:\n{logs}");
+    assert!(
+        !second.logs().contains(": compiled "),
+        "compiled again:\n{}",
+        second.logs()
+    );
 }
 
 #[test]
@@ -48,7 +60,7 @@ fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
     }
     let gw = Gateway::start_with(&app, options());
     assert!(
-        gw.logs().contains("ignoring unreadable cache entry"),
+        gw.wait_for_log("ignoring unreadable cache entry", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
