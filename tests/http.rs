@@ -173,6 +173,12 @@ async fn files_are_read_only_and_limited_to_the_grant() {
         status, 404,
         "files next to the granted ones must not be visible"
     );
+    for target in ["assets/greeting.txt", "assets/new.txt", "new.txt"] {
+        let (status, body) = get(&gw.url(&format!("/probe/write/{target}"))).await;
+        assert_eq!(status, 403, "writing {target}: {body}");
+    }
+    let original = std::fs::read_to_string(probe_app().join("assets/greeting.txt")).unwrap();
+    assert_eq!(original, "hello from a file\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
