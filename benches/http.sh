@@ -70,7 +70,7 @@ start gatewayd-p3 "$work/gatewayd-p3.log" "$target/gatewayd" up examples/hello -
 urls[2]="http://$addr/hello"
 if command -v wasmtime >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  start wasmtime "$work/wasmtime.log" wasmtime serve -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
+  start wasmtime "$work/wasmtime.log" wasmtime serve -S cli=y -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
   servers+=(wasmtime)
   urls[3]="http://$addr/"
 fi
