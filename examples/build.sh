@@ -24,6 +24,8 @@ expected=(
     "hello_sdk5 wasi:http/incoming-handler@0.2"
     "hello_wstd wasi:http/incoming-handler@0.2"
     "probe wasi:http/incoming-handler@0.2"
+    "vars_sdk5 wasi:http/incoming-handler@0.2"
+    "vars_sdk7 wasi:http/handler@0.3"
 )
 status=0
 for entry in "${expected[@]}"; do

@@ -25,6 +25,7 @@ Examples:
   gatewayd up                                   # the spin.toml in this folder
   gatewayd up examples/hello --listen 0.0.0.0:8080
   gatewayd up app/spin.toml --request-timeout 5s --max-instance-memory 64MiB -e MODE=dev
+  gatewayd up --variable api_key=s3cr3t --variable @prod.toml
 
 Logs go to stderr (RUST_LOG=debug for more); the address and the routes are printed
 to stdout once the app is ready to serve.")]
@@ -54,6 +55,12 @@ pub struct UpArgs {
     /// A request past it gets 504 and its instance is stopped.
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     pub request_timeout: Timeout,
+
+    /// Give an app variable a value (repeatable): NAME=VALUE, or @FILE.json /
+    /// @FILE.toml with a table of them. Beats SPIN_VARIABLE_<NAME> and the
+    /// manifest's default.
+    #[arg(long = "variable", value_name = "NAME=VALUE|@FILE")]
+    pub variables: Vec<String>,
 
     /// Set an environment variable for every component (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]

@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::outbound_http::OutboundHttp;
+use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, HostState};
 
@@ -41,6 +42,7 @@ pub struct PreparedComponent {
     pub pre: InstancePre<HostState>,
     wasi: WasiTemplate,
     allowed_hosts: Arc<AllowedHosts>,
+    variables: Variables,
     limits: InstanceLimits,
 }
 
@@ -61,6 +63,7 @@ impl PreparedComponent {
             self.id.clone(),
             self.wasi.build()?,
             OutboundHttp::new(self.id.clone(), self.allowed_hosts.clone()),
+            self.variables.clone(),
             limits,
         );
         let mut store = Store::new(self.pre.engine(), state);
@@ -122,6 +125,7 @@ impl Executor {
                     pre,
                     wasi,
                     allowed_hosts: Arc::new(allowed_hosts),
+                    variables: Variables::new(spec.variables.clone()),
                     limits: limits.clone(),
                 }),
             );

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
 
+use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::{Executor, InstanceLimits};
@@ -22,6 +23,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
             app.name
         );
     }
+    let values = CommandLineValues::parse(&args.variables)?;
+    crate::app::variables::resolve(&mut app, &values, |name| std::env::var(name).ok())?;
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
     }

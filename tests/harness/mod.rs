@@ -86,6 +86,8 @@ pub struct Options<'a> {
     /// State dir to use; by default one shared by every gateway of this test
     /// binary, so components are compiled once per binary, not once per test.
     pub state_dir: Option<&'a Path>,
+    /// Extra environment variables for the gateway process.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Gateway {
@@ -109,6 +111,7 @@ impl Gateway {
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(&state_dir)
             .args(options.args)
+            .envs(options.env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

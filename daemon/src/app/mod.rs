@@ -19,6 +19,7 @@ mod parse;
 mod resolve;
 pub mod route;
 pub mod template;
+pub mod variables;
 
 pub use route::{Route, Segment};
 

@@ -10,9 +10,11 @@
 //! world still instantiate and only fail if they call what is missing.
 
 pub mod allowed_hosts;
+mod bindings;
 pub mod log_stream;
 pub mod outbound_http;
 mod unimplemented;
+pub mod variables;
 pub mod wasi;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound_http: outbound_http::OutboundHttp,
+    variables: variables::Variables,
     pub(crate) limits: StoreLimits,
 }
 
@@ -39,6 +42,7 @@ impl HostState {
         component_id: Arc<str>,
         wasi: WasiCtx,
         outbound_http: outbound_http::OutboundHttp,
+        variables: variables::Variables,
         limits: StoreLimits,
     ) -> Self {
         Self {
@@ -47,6 +51,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             outbound_http,
+            variables,
             limits,
         }
     }
@@ -90,6 +95,7 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http 0.3")?;
+    variables::add_to_linker(&mut linker).context("linking Spin variables")?;
     Ok(linker)
 }
 

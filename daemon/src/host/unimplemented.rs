@@ -28,8 +28,17 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:sockets",
 ];
 
+/// Other interfaces a capability module implements, by exact name.
+const SPIN_INTERFACES: &[&str] = &[
+    "fermyon:spin/variables@2.0.0",
+    "spin:variables/variables@3.0.0",
+];
+
 /// Whether the gateway implements the interface `name` (`pkg:ns/iface@ver`).
 fn is_provided(name: &str) -> bool {
+    if SPIN_INTERFACES.contains(&name) {
+        return true;
+    }
     let (path, version) = name.split_once('@').unwrap_or((name, ""));
     let package = path.split('/').next().unwrap_or(path);
     WASI_PACKAGES.contains(&package) && (version.starts_with("0.2.") || version == "0.3.0")
@@ -107,6 +116,8 @@ mod tests {
         assert!(!is_provided("wasi:cli/environment@0.3.0-rc-2026-03-15"));
         assert!(!is_provided("wasi:keyvalue/store@0.2.0-draft2"));
         assert!(!is_provided("fermyon:spin/key-value@2.0.0"));
+        assert!(is_provided("fermyon:spin/variables@2.0.0"));
+        assert!(is_provided("spin:variables/variables@3.0.0"));
         assert!(!is_provided("fermyon:spin/inbound-redis"));
     }
 }
