@@ -23,6 +23,8 @@ expected=(
     "hello wasi:http/handler@0.3"
     "hello_sdk5 wasi:http/incoming-handler@0.2"
     "hello_wstd wasi:http/incoming-handler@0.2"
+    "kv_sdk5 wasi:http/incoming-handler@0.2"
+    "kv_sdk7 wasi:http/handler@0.3"
     "probe wasi:http/incoming-handler@0.2"
     "vars_sdk5 wasi:http/incoming-handler@0.2"
     "vars_sdk7 wasi:http/handler@0.3"

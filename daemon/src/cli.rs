@@ -62,6 +62,10 @@ pub struct UpArgs {
     #[arg(long = "variable", value_name = "NAME=VALUE|@FILE")]
     pub variables: Vec<String>,
 
+    /// Set a key in the app's default key-value store before serving (repeatable).
+    #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub key_value: Vec<(String, String)>,
+
     /// Set an environment variable for every component (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,

@@ -18,6 +18,7 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use crate::app::App;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
+use crate::host::key_value::{KeyValue, Stores};
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
@@ -43,6 +44,7 @@ pub struct PreparedComponent {
     wasi: WasiTemplate,
     allowed_hosts: Arc<AllowedHosts>,
     variables: Variables,
+    key_value: KeyValue,
     limits: InstanceLimits,
 }
 
@@ -64,6 +66,7 @@ impl PreparedComponent {
             self.wasi.build()?,
             OutboundHttp::new(self.id.clone(), self.allowed_hosts.clone()),
             self.variables.clone(),
+            self.key_value.clone(),
             limits,
         );
         let mut store = Store::new(self.pre.engine(), state);
@@ -89,6 +92,7 @@ impl Executor {
         app: &App,
         cache: &CodeCache,
         state_dir: &Path,
+        stores: &Arc<Stores>,
         limits: &InstanceLimits,
     ) -> Result<Self> {
         let linker = host::base_linker(engine)?;
@@ -126,6 +130,7 @@ impl Executor {
                     wasi,
                     allowed_hosts: Arc::new(allowed_hosts),
                     variables: Variables::new(spec.variables.clone()),
+                    key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
                     limits: limits.clone(),
                 }),
             );

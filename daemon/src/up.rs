@@ -12,6 +12,7 @@ use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::{Executor, InstanceLimits};
+use crate::host::key_value::{KeyValueLimits, Stores};
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 
@@ -46,9 +47,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let _ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
     let cache = CodeCache::new(&engine, state_dir.join("cache"))?;
     let limits = InstanceLimits { max_memory };
+    let stores = open_stores(&state_dir, &app.name, &args.key_value)?;
     // Compiling is CPU-bound; keep it off the async workers' toes.
-    let executor =
-        tokio::task::block_in_place(|| Executor::load(&engine, &app, &cache, &state_dir, &limits))?;
+    let executor = tokio::task::block_in_place(|| {
+        Executor::load(&engine, &app, &cache, &state_dir, &stores, &limits)
+    })?;
 
     let options = HttpOptions {
         request_timeout: args.request_timeout.0,
@@ -72,6 +75,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
     http::serve(listeners, apps, shutdown, args.drain_timeout).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The app's key-value stores (`<state dir>/kv/<app>/`), with the default
+/// store seeded from `--key-value`.
+fn open_stores(state_dir: &Path, app: &str, seed: &[(String, String)]) -> Result<Arc<Stores>> {
+    let stores = Stores::open_default(&state_dir.join("kv").join(app), KeyValueLimits::default())?;
+    if let Some(default) = stores.get("default") {
+        for (key, value) in seed {
+            default
+                .set(key, value.as_bytes())
+                .with_context(|| format!("--key-value {key}=..."))?;
+        }
+    }
+    Ok(Arc::new(stores))
 }
 
 fn print_banner(app: &str, address: std::net::SocketAddr, http_app: &HttpApp) {

@@ -7,6 +7,19 @@ wasmtime::component::bindgen!({
     imports: {
         // WASI 0.3 generation: async functions run with access to the store.
         "spin:variables/variables.get": async | store,
-        default: trappable,
+        "spin:key-value/key-value.[static]store.open": async | store,
+        "spin:key-value/key-value.[method]store.get": async | store,
+        "spin:key-value/key-value.[method]store.set": async | store,
+        "spin:key-value/key-value.[method]store.delete": async | store,
+        "spin:key-value/key-value.[method]store.exists": async | store,
+        "spin:key-value/key-value.[method]store.get-keys": async | store | trappable,
+        "spin:key-value/key-value.[drop]store": trappable,
+        // WASI 0.2 generation: blocking to the guest, async on the host, so
+        // a store waiting for its disk does not stall a serving thread.
+        default: async | trappable,
+    },
+    with: {
+        "fermyon:spin/key-value.store": crate::host::key_value::OpenStore,
+        "spin:key-value/key-value.store": crate::host::key_value::OpenStore,
     },
 });

@@ -11,6 +11,7 @@
 
 pub mod allowed_hosts;
 mod bindings;
+pub mod key_value;
 pub mod log_stream;
 pub mod outbound_http;
 mod unimplemented;
@@ -34,6 +35,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound_http: outbound_http::OutboundHttp,
     variables: variables::Variables,
+    key_value: key_value::KeyValue,
     pub(crate) limits: StoreLimits,
 }
 
@@ -43,6 +45,7 @@ impl HostState {
         wasi: WasiCtx,
         outbound_http: outbound_http::OutboundHttp,
         variables: variables::Variables,
+        key_value: key_value::KeyValue,
         limits: StoreLimits,
     ) -> Self {
         Self {
@@ -52,6 +55,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             outbound_http,
             variables,
+            key_value,
             limits,
         }
     }
@@ -96,6 +100,7 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
         .map_err(anyhow::Error::from)
         .context("linking wasi:http 0.3")?;
     variables::add_to_linker(&mut linker).context("linking Spin variables")?;
+    key_value::add_to_linker(&mut linker).context("linking Spin key-value")?;
     Ok(linker)
 }
 

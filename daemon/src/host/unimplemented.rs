@@ -32,6 +32,8 @@ const WASI_PACKAGES: &[&str] = &[
 const SPIN_INTERFACES: &[&str] = &[
     "fermyon:spin/variables@2.0.0",
     "spin:variables/variables@3.0.0",
+    "fermyon:spin/key-value@2.0.0",
+    "spin:key-value/key-value@3.0.0",
 ];
 
 /// Whether the gateway implements the interface `name` (`pkg:ns/iface@ver`).
@@ -115,7 +117,7 @@ mod tests {
         assert!(is_provided("wasi:http/types@0.3.0"));
         assert!(!is_provided("wasi:cli/environment@0.3.0-rc-2026-03-15"));
         assert!(!is_provided("wasi:keyvalue/store@0.2.0-draft2"));
-        assert!(!is_provided("fermyon:spin/key-value@2.0.0"));
+        assert!(!is_provided("fermyon:spin/redis@2.0.0"));
         assert!(is_provided("fermyon:spin/variables@2.0.0"));
         assert!(is_provided("spin:variables/variables@3.0.0"));
         assert!(!is_provided("fermyon:spin/inbound-redis"));

@@ -79,7 +79,7 @@ impl HasData for VariablesCapability {
 }
 
 impl v2::Host for Variables {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, v2::Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, v2::Error>> {
         Ok(
             Variables::get(self, &name).map_err(|(kind, message)| match kind {
                 ErrorKind::InvalidName => v2::Error::InvalidName(message),

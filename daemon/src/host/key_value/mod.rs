@@ -1,0 +1,170 @@
+//! Key-value: labelled stores a component was granted in its manifest
+//! (`key_value_stores = ["default", ...]`), for both interface generations:
+//! `fermyon:spin/key-value@2.0.0` (Spin SDK 5) and
+//! `spin:key-value/key-value@3.0.0` (SDK 6/7, Python SDK 4/5).
+//!
+//! Opening a label the component was not granted is `access-denied`; a
+//! granted label with no configured store is `no-such-store`. The `default`
+//! store is an embedded SQLite file in the state dir ([`store`]). Keys are at
+//! most 255 bytes and values at most [`KeyValueLimits::max_value_size`].
+
+mod store;
+mod v2;
+mod v3;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+pub use store::SqliteStore;
+
+use super::HostState;
+
+/// Longest key, in bytes (Spin's limit too).
+pub const MAX_KEY_SIZE: usize = 255;
+
+#[derive(Clone, Debug)]
+pub struct KeyValueLimits {
+    /// Largest value, in bytes.
+    pub max_value_size: usize,
+}
+
+impl Default for KeyValueLimits {
+    fn default() -> Self {
+        Self {
+            max_value_size: 1 << 20,
+        }
+    }
+}
+
+/// The stores of one app, by label.
+pub struct Stores {
+    by_label: BTreeMap<String, Arc<SqliteStore>>,
+    limits: KeyValueLimits,
+}
+
+impl Stores {
+    /// The built-in `default` store, in `dir`.
+    pub fn open_default(dir: &Path, limits: KeyValueLimits) -> Result<Self> {
+        let default = SqliteStore::open(&dir.join("default.db"))?;
+        Ok(Self {
+            by_label: BTreeMap::from([("default".to_string(), default)]),
+            limits,
+        })
+    }
+
+    pub fn get(&self, label: &str) -> Option<&Arc<SqliteStore>> {
+        self.by_label.get(label)
+    }
+}
+
+/// What one instance may open: its grants and the app's stores.
+#[derive(Clone)]
+pub struct KeyValue {
+    granted: Arc<BTreeSet<String>>,
+    stores: Arc<Stores>,
+}
+
+impl KeyValue {
+    pub fn new(granted: &[String], stores: Arc<Stores>) -> Self {
+        Self {
+            granted: Arc::new(granted.iter().cloned().collect()),
+            stores,
+        }
+    }
+
+    fn open(&self, label: &str) -> Result<Arc<SqliteStore>, Failure> {
+        if !self.granted.contains(label) {
+            return Err(Failure::AccessDenied);
+        }
+        self.stores.get(label).cloned().ok_or(Failure::NoSuchStore)
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), Failure> {
+        if key.len() > MAX_KEY_SIZE {
+            return Err(Failure::Other(format!(
+                "key is {} bytes; the limit is {MAX_KEY_SIZE}",
+                key.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<(), Failure> {
+        let limit = self.stores.limits.max_value_size;
+        if value.len() > limit {
+            return Err(Failure::Other(format!(
+                "value is {} bytes; the limit is {limit}",
+                value.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An open store, as kept in the instance's resource table.
+pub struct OpenStore {
+    store: Arc<SqliteStore>,
+}
+
+/// A failed operation, before it is mapped to either generation's `error`.
+#[derive(Debug)]
+enum Failure {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        // The storage error itself goes to the log; the guest gets a summary
+        // without host paths.
+        tracing::error!("key-value store failed: {e:#}");
+        Failure::Other("the store failed; see the gateway's log".into())
+    }
+}
+
+/// Runs a blocking store operation on tokio's blocking pool.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<R, Failure> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(e) => Err(Failure::Other(format!("the store operation was lost: {e}"))),
+    }
+}
+
+/// What the generated bindings see of the store data.
+pub struct KeyValueView<'a> {
+    table: &'a mut ResourceTable,
+    key_value: &'a KeyValue,
+}
+
+struct KeyValueCapability;
+
+impl HasData for KeyValueCapability {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+fn view(state: &mut HostState) -> KeyValueView<'_> {
+    KeyValueView {
+        table: &mut state.table,
+        key_value: &state.key_value,
+    }
+}
+
+/// Adds both generations of the key-value interface to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    super::bindings::fermyon::spin::key_value::add_to_linker::<HostState, KeyValueCapability>(
+        linker, view,
+    )
+    .map_err(anyhow::Error::from)?;
+    super::bindings::spin::key_value::key_value::add_to_linker::<HostState, KeyValueCapability>(
+        linker, view,
+    )
+    .map_err(anyhow::Error::from)?;
+    Ok(())
+}
