@@ -26,6 +26,8 @@ expected=(
     "kv_sdk5 wasi:http/incoming-handler@0.2"
     "kv_sdk7 wasi:http/handler@0.3"
     "probe wasi:http/incoming-handler@0.2"
+    "redis_sdk5 wasi:http/incoming-handler@0.2"
+    "redis_sdk7 wasi:http/handler@0.3"
     "vars_sdk5 wasi:http/incoming-handler@0.2"
     "vars_sdk7 wasi:http/handler@0.3"
 )

@@ -20,6 +20,7 @@ use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::key_value::{KeyValue, Stores};
 use crate::host::outbound_http::OutboundHttp;
+use crate::host::redis::{Redis, RedisConnections};
 use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, HostState};
@@ -45,6 +46,7 @@ pub struct PreparedComponent {
     allowed_hosts: Arc<AllowedHosts>,
     variables: Variables,
     key_value: KeyValue,
+    redis: Redis,
     limits: InstanceLimits,
 }
 
@@ -67,6 +69,7 @@ impl PreparedComponent {
             OutboundHttp::new(self.id.clone(), self.allowed_hosts.clone()),
             self.variables.clone(),
             self.key_value.clone(),
+            self.redis.clone(),
             limits,
         );
         let mut store = Store::new(self.pre.engine(), state);
@@ -96,6 +99,7 @@ impl Executor {
         limits: &InstanceLimits,
     ) -> Result<Self> {
         let linker = host::base_linker(engine)?;
+        let redis_connections = Arc::new(RedisConnections::default());
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
@@ -120,15 +124,19 @@ impl Executor {
                 .collect();
             let files_dir = state_dir.join("files");
             let wasi = WasiTemplate::new(id.clone(), environment, &spec.files, &files_dir)?;
-            let allowed_hosts = AllowedHosts::parse(&spec.allowed_outbound_hosts)
-                .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?;
+            let allowed_hosts = Arc::new(
+                AllowedHosts::parse(&spec.allowed_outbound_hosts)
+                    .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?,
+            );
+            let redis = Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone());
             components.insert(
                 id.to_string(),
                 Arc::new(PreparedComponent {
+                    redis,
                     id,
                     pre,
                     wasi,
-                    allowed_hosts: Arc::new(allowed_hosts),
+                    allowed_hosts: allowed_hosts.clone(),
                     variables: Variables::new(spec.variables.clone()),
                     key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
                     limits: limits.clone(),

@@ -14,6 +14,17 @@ wasmtime::component::bindgen!({
         "spin:key-value/key-value.[method]store.exists": async | store,
         "spin:key-value/key-value.[method]store.get-keys": async | store | trappable,
         "spin:key-value/key-value.[drop]store": trappable,
+        "spin:redis/redis.[static]connection.open": async | store,
+        "spin:redis/redis.[method]connection.publish": async | store,
+        "spin:redis/redis.[method]connection.get": async | store,
+        "spin:redis/redis.[method]connection.set": async | store,
+        "spin:redis/redis.[method]connection.incr": async | store,
+        "spin:redis/redis.[method]connection.del": async | store,
+        "spin:redis/redis.[method]connection.sadd": async | store,
+        "spin:redis/redis.[method]connection.smembers": async | store,
+        "spin:redis/redis.[method]connection.srem": async | store,
+        "spin:redis/redis.[method]connection.execute": async | store,
+        "spin:redis/redis.[drop]connection": trappable,
         // WASI 0.2 generation: blocking to the guest, async on the host, so
         // a store waiting for its disk does not stall a serving thread.
         default: async | trappable,
@@ -21,5 +32,7 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/key-value.store": crate::host::key_value::OpenStore,
         "spin:key-value/key-value.store": crate::host::key_value::OpenStore,
+        "fermyon:spin/redis.connection": crate::host::redis::RedisConnection,
+        "spin:redis/redis.connection": crate::host::redis::RedisConnection,
     },
 });

@@ -14,6 +14,7 @@ mod bindings;
 pub mod key_value;
 pub mod log_stream;
 pub mod outbound_http;
+pub mod redis;
 mod unimplemented;
 pub mod variables;
 pub mod wasi;
@@ -36,6 +37,7 @@ pub struct HostState {
     outbound_http: outbound_http::OutboundHttp,
     variables: variables::Variables,
     key_value: key_value::KeyValue,
+    redis: redis::Redis,
     pub(crate) limits: StoreLimits,
 }
 
@@ -46,6 +48,7 @@ impl HostState {
         outbound_http: outbound_http::OutboundHttp,
         variables: variables::Variables,
         key_value: key_value::KeyValue,
+        redis: redis::Redis,
         limits: StoreLimits,
     ) -> Self {
         Self {
@@ -56,6 +59,7 @@ impl HostState {
             outbound_http,
             variables,
             key_value,
+            redis,
             limits,
         }
     }
@@ -101,6 +105,7 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
         .context("linking wasi:http 0.3")?;
     variables::add_to_linker(&mut linker).context("linking Spin variables")?;
     key_value::add_to_linker(&mut linker).context("linking Spin key-value")?;
+    redis::add_to_linker(&mut linker).context("linking Spin Redis")?;
     Ok(linker)
 }
 

@@ -1,0 +1,267 @@
+//! Outbound Redis for both interface generations: `fermyon:spin/redis@2.0.0`
+//! (Spin SDK 5) and `spin:redis/redis@3.0.0` (SDK 6/7).
+//!
+//! A component may open only `redis://` addresses its `allowed_outbound_hosts`
+//! grant. Connections are shared: one multiplexed, self-reconnecting
+//! connection per address for the whole process (the redis crate's
+//! `ConnectionManager`), handed to every instance that opens that address,
+//! so a request costs no TCP handshake. A server that is down is an `other`
+//! error for the guest, never a failure of the gateway.
+
+mod v2;
+mod v3;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use super::HostState;
+use super::allowed_hosts::AllowedHosts;
+
+/// How long connecting to a server may take before the guest gets an error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one command may wait for its reply.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The process-wide connections, by address.
+#[derive(Default)]
+pub struct RedisConnections {
+    by_address: Mutex<HashMap<String, ConnectionManager>>,
+}
+
+impl RedisConnections {
+    async fn connect(&self, address: &str) -> Result<ConnectionManager, Failure> {
+        if let Some(existing) = self.lock().get(address) {
+            return Ok(existing.clone());
+        }
+        let client = redis::Client::open(address).map_err(|_| Failure::InvalidAddress)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1);
+        let manager = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| Failure::Other(format!("cannot connect to {address}: {e}")))?;
+        // Two instances may have raced to connect: keep the first connection.
+        Ok(self
+            .lock()
+            .entry(address.to_string())
+            .or_insert(manager)
+            .clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectionManager>> {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What one instance may reach.
+#[derive(Clone)]
+pub struct Redis {
+    component_id: Arc<str>,
+    allowed: Arc<AllowedHosts>,
+    connections: Arc<RedisConnections>,
+}
+
+impl Redis {
+    pub fn new(
+        component_id: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        connections: Arc<RedisConnections>,
+    ) -> Self {
+        Self {
+            component_id,
+            allowed,
+            connections,
+        }
+    }
+
+    /// Checks the grant, then connects (or reuses the shared connection).
+    async fn open(&self, address: &str) -> Result<RedisConnection, Failure> {
+        let info = redis::IntoConnectionInfo::into_connection_info(address)
+            .map_err(|_| Failure::InvalidAddress)?;
+        let (host, port) = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+            redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+            _ => return Err(Failure::InvalidAddress),
+        };
+        let scheme = address.split("://").next().unwrap_or("redis");
+        if !self.allowed.allows(scheme, &host, Some(port)) {
+            tracing::warn!(
+                component = &*self.component_id,
+                address = %host,
+                port,
+                "Redis connection denied: not granted by allowed_outbound_hosts"
+            );
+            return Err(Failure::InvalidAddress);
+        }
+        let manager = self.connections.connect(address).await?;
+        Ok(RedisConnection { manager })
+    }
+}
+
+/// An open connection, as kept in the instance's resource table.
+pub struct RedisConnection {
+    manager: ConnectionManager,
+}
+
+/// A failed operation, before it is mapped to either generation's `error`.
+#[derive(Debug)]
+enum Failure {
+    InvalidAddress,
+    TypeError,
+    Other(String),
+}
+
+impl From<redis::RedisError> for Failure {
+    fn from(e: redis::RedisError) -> Self {
+        let text = e.to_string();
+        if e.kind() == redis::ErrorKind::UnexpectedReturnType
+            || text.contains("WRONGTYPE")
+            || text.contains("not an integer")
+        {
+            Failure::TypeError
+        } else {
+            Failure::Other(text)
+        }
+    }
+}
+
+/// One value of an `execute` reply, flattened.
+enum Reply {
+    Nil,
+    Status(String),
+    Int(i64),
+    Binary(Vec<u8>),
+}
+
+fn flatten(value: redis::Value, out: &mut Vec<Reply>) {
+    use redis::Value;
+    match value {
+        Value::Nil => out.push(Reply::Nil),
+        Value::Int(i) => out.push(Reply::Int(i)),
+        Value::BulkString(bytes) => out.push(Reply::Binary(bytes)),
+        Value::SimpleString(s) => out.push(Reply::Status(s)),
+        Value::Okay => out.push(Reply::Status("OK".into())),
+        Value::Array(items) | Value::Set(items) => {
+            for item in items {
+                flatten(item, out);
+            }
+        }
+        Value::Map(pairs) => {
+            for (k, v) in pairs {
+                flatten(k, out);
+                flatten(v, out);
+            }
+        }
+        Value::Double(d) => out.push(Reply::Status(d.to_string())),
+        Value::Boolean(b) => out.push(Reply::Int(b.into())),
+        other => out.push(Reply::Status(format!("{other:?}"))),
+    }
+}
+
+/// An `execute` argument.
+enum Argument {
+    Int(i64),
+    Binary(Vec<u8>),
+}
+
+impl RedisConnection {
+    async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Failure> {
+        let mut connection = self.manager.clone();
+        Ok(command.query_async(&mut connection).await?)
+    }
+
+    async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), Failure> {
+        let _: i64 = self
+            .query(redis::cmd("PUBLISH").arg(channel).arg(payload).clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, Failure> {
+        self.query(redis::cmd("GET").arg(key).clone()).await
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), Failure> {
+        let _: () = self
+            .query(redis::cmd("SET").arg(key).arg(value).clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn incr(&self, key: String) -> Result<i64, Failure> {
+        self.query(redis::cmd("INCR").arg(key).clone()).await
+    }
+
+    async fn del(&self, keys: Vec<String>) -> Result<u32, Failure> {
+        self.query(redis::cmd("DEL").arg(keys).clone()).await
+    }
+
+    async fn sadd(&self, key: String, values: Vec<String>) -> Result<u32, Failure> {
+        self.query(redis::cmd("SADD").arg(key).arg(values).clone())
+            .await
+    }
+
+    async fn smembers(&self, key: String) -> Result<Vec<String>, Failure> {
+        self.query(redis::cmd("SMEMBERS").arg(key).clone()).await
+    }
+
+    async fn srem(&self, key: String, values: Vec<String>) -> Result<u32, Failure> {
+        self.query(redis::cmd("SREM").arg(key).arg(values).clone())
+            .await
+    }
+
+    async fn execute(
+        &self,
+        command: String,
+        arguments: Vec<Argument>,
+    ) -> Result<Vec<Reply>, Failure> {
+        let mut cmd = redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                Argument::Int(i) => cmd.arg(i),
+                Argument::Binary(bytes) => cmd.arg(bytes),
+            };
+        }
+        let value: redis::Value = self.query(cmd).await?;
+        let mut replies = Vec::new();
+        flatten(value, &mut replies);
+        Ok(replies)
+    }
+}
+
+/// What the generated bindings see of the store data.
+pub struct RedisView<'a> {
+    table: &'a mut ResourceTable,
+    redis: &'a Redis,
+}
+
+struct RedisCapability;
+
+impl HasData for RedisCapability {
+    type Data<'a> = RedisView<'a>;
+}
+
+fn view(state: &mut HostState) -> RedisView<'_> {
+    RedisView {
+        table: &mut state.table,
+        redis: &state.redis,
+    }
+}
+
+/// Adds both generations of the Redis interface to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    super::bindings::fermyon::spin::redis::add_to_linker::<HostState, RedisCapability>(
+        linker, view,
+    )
+    .map_err(anyhow::Error::from)?;
+    super::bindings::spin::redis::redis::add_to_linker::<HostState, RedisCapability>(linker, view)
+        .map_err(anyhow::Error::from)?;
+    Ok(())
+}

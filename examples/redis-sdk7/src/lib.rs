@@ -1,0 +1,215 @@
+//! `redis_sdk7`: uses Spin's outbound Redis through the Spin Rust SDK 7, whose
+//! `#[http_service]` builds a WASI 0.3 component that imports
+//! `spin:redis/redis@3.0.0`, where opening and every operation are async. It
+//! tests the gateway's Redis capability on the p3 path, with the same contract
+//! as `redis_sdk5`. The server address comes from the `x-redis-address` header
+//! (e.g. `redis://127.0.0.1:6380`; missing = 400), the path after the route
+//! prefix from `spin-path-info` (else the URI path), and every path piece is
+//! percent-decoded: `PUT set/<key>` (body is the value; `ok`), `GET get/<key>`
+//! (raw value, 404 `none`), `POST incr/<key>` (new value), `POST del/<k1>,<k2>`
+//! (number deleted), `POST sadd/<key>/<v1>,<v2>` (number added),
+//! `GET smembers/<key>` (sorted members joined by `\n`), `POST srem/<key>/<v1>,..`
+//! (number removed), `POST publish/<channel>` (body is the payload; `ok`) and
+//! `POST execute/<COMMAND>[/<a1>,<a2>..]` (binary arguments; each result's Debug
+//! on its own line). A Redis error from opening or an operation answers 502
+//! `error=<Debug>`; a malformed request gets 400 or 405.
+//! `examples/redis/spin.toml` routes `/v7/...`.
+
+use bytes::Bytes;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{FullBody, Request, Response};
+use spin_sdk::http_service;
+use spin_sdk::redis::{Connection, Error, RedisParameter};
+
+#[http_service]
+async fn handle(request: Request) -> Response<FullBody<Bytes>> {
+    let (parts, body) = request.into_parts();
+    // The gateway puts the part after the route prefix in `spin-path-info`, so the
+    // route does not depend on where the app is mounted; the URI path is a
+    // fallback for a host that leaves the header out.
+    let path = parts
+        .headers
+        .get("spin-path-info")
+        .and_then(|value| value.to_str().ok())
+        .filter(|info| !info.is_empty())
+        .unwrap_or_else(|| parts.uri.path());
+    // Per request: tests start redis-server on a free port and say which.
+    let address = parts.headers.get("x-redis-address").and_then(|value| value.to_str().ok());
+    let reply = match (parse(parts.method.as_str(), path), address) {
+        (Err(failure), _) => failure,
+        (Ok(_), None) => Reply::new(400, "missing x-redis-address"),
+        // Read whole, like SDK 5 does for every request; set and publish use it.
+        (Ok(op), Some(address)) => match body.bytes().await {
+            Ok(body) => run(address, op, &body).await.unwrap_or_else(|failure| failure),
+            Err(error) => Reply::new(400, format!("error={error:?}")),
+        },
+    };
+    Response::builder()
+        .status(reply.status)
+        .header("content-type", reply.content_type)
+        // `Full<Bytes>` rather than `String`: a stored value need not be UTF-8.
+        .body(FullBody::new(Bytes::from(reply.body)))
+        // Only fails for an invalid status or header, and all of those are fixed.
+        .expect("valid response parts")
+}
+
+async fn run(address: &str, op: Op, body: &[u8]) -> Result<Reply, Reply> {
+    let conn = Connection::open(address).await?;
+    Ok(match op {
+        Op::Set(key) => {
+            conn.set(&key, body).await?;
+            Reply::new(200, "ok")
+        }
+        Op::Get(key) => match conn.get(&key).await? {
+            Some(value) => Reply::new(200, value).content_type("application/octet-stream"),
+            None => Reply::new(404, "none"),
+        },
+        Op::Incr(key) => Reply::new(200, conn.incr(&key).await?.to_string()),
+        Op::Del(keys) => Reply::new(200, conn.del(&keys).await?.to_string()),
+        Op::Sadd(key, values) => Reply::new(200, conn.sadd(&key, &values).await?.to_string()),
+        Op::Smembers(key) => {
+            let mut members = conn.smembers(&key).await?;
+            // A set has no order; sorting makes the body comparable.
+            members.sort();
+            Reply::new(200, members.join("\n"))
+        }
+        Op::Srem(key, values) => Reply::new(200, conn.srem(&key, &values).await?.to_string()),
+        Op::Publish(channel) => {
+            conn.publish(&channel, body).await?;
+            Reply::new(200, "ok")
+        }
+        Op::Execute(command, args) => {
+            let args = args.into_iter().map(RedisParameter::Binary);
+            let results = conn.execute(&command, args).await?;
+            let lines: Vec<_> = results.iter().map(|result| format!("{result:?}")).collect();
+            Reply::new(200, lines.join("\n"))
+        }
+    })
+}
+
+/// One request after routing; keys, members and arguments are percent-decoded.
+enum Op {
+    Set(String),
+    Get(String),
+    Incr(String),
+    Del(Vec<String>),
+    Sadd(String, Vec<String>),
+    Smembers(String),
+    Srem(String, Vec<String>),
+    Publish(String),
+    Execute(String, Vec<Vec<u8>>),
+}
+
+/// Splits `/<op>/<rest>` and checks the method. A list is comma-separated and
+/// split before decoding, so `%2C` and `%2F` stay inside one piece.
+fn parse(method: &str, path: &str) -> Result<Op, Reply> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let (op, rest) = path.split_once('/').unwrap_or((path, ""));
+    let allowed: &[&str] = match op {
+        "set" => &["PUT", "POST"],
+        "get" | "smembers" => &["GET"],
+        "incr" | "del" | "sadd" | "srem" | "publish" | "execute" => &["POST"],
+        _ => return Err(Reply::new(400, format!("unknown operation {op:?}"))),
+    };
+    if !allowed.contains(&method) {
+        return Err(Reply::new(405, format!("{op} takes {}", allowed.join(" or "))));
+    }
+    if rest.is_empty() {
+        return Err(Reply::new(400, format!("{op} needs an argument")));
+    }
+    Ok(match op {
+        "set" => Op::Set(text(rest)?),
+        "get" => Op::Get(text(rest)?),
+        "incr" => Op::Incr(text(rest)?),
+        "smembers" => Op::Smembers(text(rest)?),
+        "publish" => Op::Publish(text(rest)?),
+        "del" => Op::Del(list(rest)?),
+        "sadd" | "srem" => {
+            let (key, values) = rest.split_once('/').unwrap_or((rest, ""));
+            let (key, values) = (text(key)?, list(values)?);
+            if op == "sadd" {
+                Op::Sadd(key, values)
+            } else {
+                Op::Srem(key, values)
+            }
+        }
+        _ => {
+            // Arguments are optional (`/execute/PING`) and need not be UTF-8.
+            let (command, args) = rest.split_once('/').unwrap_or((rest, ""));
+            let args = if args.is_empty() {
+                Vec::new()
+            } else {
+                args.split(',')
+                    .map(|arg| percent_decode(arg).ok_or_else(bad_escape))
+                    .collect::<Result<_, _>>()?
+            };
+            Op::Execute(text(command)?, args)
+        }
+    })
+}
+
+/// An empty string is an empty list, so a test can send one to the host.
+fn list(input: &str) -> Result<Vec<String>, Reply> {
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    input.split(',').map(text).collect()
+}
+
+fn text(input: &str) -> Result<String, Reply> {
+    percent_decode(input)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(bad_escape)
+}
+
+fn bad_escape() -> Reply {
+    Reply::new(400, "path piece is not valid percent-encoded UTF-8")
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape. Small enough not to need a crate.
+fn percent_decode(input: &str) -> Option<Vec<u8>> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let high = hex_digit(*bytes.get(i + 1)?)?;
+            let low = hex_digit(*bytes.get(i + 2)?)?;
+            out.push(high << 4 | low);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|digit| digit as u8)
+}
+
+/// A response in the making; also the error type, so `?` can end a request early.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self { status, content_type: "text/plain", body: body.into() }
+    }
+
+    fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
+    }
+}
+
+/// Every Redis failure, from `open` or an operation, is the upstream's fault.
+impl From<Error> for Reply {
+    fn from(error: Error) -> Self {
+        Reply::new(502, format!("error={error:?}"))
+    }
+}
