@@ -86,8 +86,10 @@ pub async fn serve(
     );
     let connections_per_thread = (MAX_CONNECTIONS / apps.len()).max(1);
     let mut done = Vec::new();
+    let mut started = Vec::new();
     for (index, (socket, app)) in listeners.sockets.into_iter().zip(apps).enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = shutdown.clone();
         std::thread::Builder::new()
             .name(format!("http-{index}"))
@@ -99,6 +101,7 @@ pub async fn serve(
                     .and_then(|runtime| {
                         let result = runtime.block_on(async move {
                             let listener = TcpListener::from_std(socket)?;
+                            let _ = started_tx.send(());
                             let limits = Arc::new(Semaphore::new(connections_per_thread));
                             serve_one(listener, Arc::new(app), limits, shutdown, drain_timeout)
                                 .await
@@ -112,6 +115,16 @@ pub async fn serve(
             })
             .context("starting a serving thread")?;
         done.push(rx);
+        started.push(started_rx);
+    }
+    // A thread that cannot start must stop the daemon now, not at shutdown.
+    for (started, done) in started.into_iter().zip(done.iter_mut()) {
+        if started.await.is_err() {
+            return match done.await {
+                Ok(Err(e)) => Err(e.context("a serving thread failed to start")),
+                _ => Err(anyhow::anyhow!("a serving thread failed to start")),
+            };
+        }
     }
     for rx in done {
         rx.await.context("a serving thread panicked")??;
