@@ -25,6 +25,8 @@ expected=(
     "hello_wstd wasi:http/incoming-handler@0.2"
     "kv_sdk5 wasi:http/incoming-handler@0.2"
     "kv_sdk7 wasi:http/handler@0.3"
+    "mqtt_sdk5 wasi:http/incoming-handler@0.2"
+    "mqtt_sdk7 wasi:http/handler@0.3"
     "probe wasi:http/incoming-handler@0.2"
     "redis_sdk5 wasi:http/incoming-handler@0.2"
     "redis_sdk7 wasi:http/handler@0.3"

@@ -19,11 +19,12 @@ use crate::app::App;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::key_value::{KeyValue, Stores};
+use crate::host::mqtt::{Mqtt, MqttConnections};
 use crate::host::outbound_http::OutboundHttp;
 use crate::host::redis::{Redis, RedisConnections};
 use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
-use crate::host::{self, HostState};
+use crate::host::{self, Grants, HostState};
 
 /// Ceilings per instance, matching the pooling allocator's per-component ones.
 const MAX_MEMORIES: usize = 32;
@@ -43,10 +44,7 @@ pub struct PreparedComponent {
     pub id: Arc<str>,
     pub pre: InstancePre<HostState>,
     wasi: WasiTemplate,
-    allowed_hosts: Arc<AllowedHosts>,
-    variables: Variables,
-    key_value: KeyValue,
-    redis: Redis,
+    grants: Grants,
     limits: InstanceLimits,
 }
 
@@ -66,10 +64,7 @@ impl PreparedComponent {
         let state = HostState::new(
             self.id.clone(),
             self.wasi.build()?,
-            OutboundHttp::new(self.id.clone(), self.allowed_hosts.clone()),
-            self.variables.clone(),
-            self.key_value.clone(),
-            self.redis.clone(),
+            self.grants.clone(),
             limits,
         );
         let mut store = Store::new(self.pre.engine(), state);
@@ -100,6 +95,7 @@ impl Executor {
     ) -> Result<Self> {
         let linker = host::base_linker(engine)?;
         let redis_connections = Arc::new(RedisConnections::default());
+        let mqtt_connections = Arc::new(MqttConnections::default());
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
@@ -128,17 +124,20 @@ impl Executor {
                 AllowedHosts::parse(&spec.allowed_outbound_hosts)
                     .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?,
             );
-            let redis = Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone());
+            let grants = Grants {
+                outbound_http: OutboundHttp::new(id.clone(), allowed_hosts.clone()),
+                variables: Variables::new(spec.variables.clone()),
+                key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
+                redis: Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone()),
+                mqtt: Mqtt::new(id.clone(), allowed_hosts, mqtt_connections.clone()),
+            };
             components.insert(
                 id.to_string(),
                 Arc::new(PreparedComponent {
-                    redis,
                     id,
                     pre,
                     wasi,
-                    allowed_hosts: allowed_hosts.clone(),
-                    variables: Variables::new(spec.variables.clone()),
-                    key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
+                    grants,
                     limits: limits.clone(),
                 }),
             );

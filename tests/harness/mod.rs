@@ -336,3 +336,68 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A real mosquitto broker on a free loopback port, stopped when dropped.
+pub struct MosquittoBroker {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl MosquittoBroker {
+    pub fn start() -> MosquittoBroker {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto (apt-get install mosquitto)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        MosquittoBroker {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends a signal to the broker (SIGSTOP freezes it with its sockets open).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MosquittoBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

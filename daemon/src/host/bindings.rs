@@ -25,6 +25,9 @@ wasmtime::component::bindgen!({
         "spin:redis/redis.[method]connection.srem": async | store,
         "spin:redis/redis.[method]connection.execute": async | store,
         "spin:redis/redis.[drop]connection": trappable,
+        "spin:mqtt/mqtt.[static]connection.open": async | store,
+        "spin:mqtt/mqtt.[method]connection.publish": async | store,
+        "spin:mqtt/mqtt.[drop]connection": trappable,
         // WASI 0.2 generation: blocking to the guest, async on the host, so
         // a store waiting for its disk does not stall a serving thread.
         default: async | trappable,
@@ -34,5 +37,7 @@ wasmtime::component::bindgen!({
         "spin:key-value/key-value.store": crate::host::key_value::OpenStore,
         "fermyon:spin/redis.connection": crate::host::redis::RedisConnection,
         "spin:redis/redis.connection": crate::host::redis::RedisConnection,
+        "fermyon:spin/mqtt.connection": crate::host::mqtt::MqttConnection,
+        "spin:mqtt/mqtt.connection": crate::host::mqtt::MqttConnection,
     },
 });

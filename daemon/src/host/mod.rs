@@ -13,6 +13,7 @@ pub mod allowed_hosts;
 mod bindings;
 pub mod key_value;
 pub mod log_stream;
+pub mod mqtt;
 pub mod outbound_http;
 pub mod redis;
 mod unimplemented;
@@ -27,6 +28,17 @@ use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// What one instance was granted, one field per capability: built by the
+/// executor from the manifest, cloned cheaply into every instance.
+#[derive(Clone)]
+pub struct Grants {
+    pub outbound_http: outbound_http::OutboundHttp,
+    pub variables: variables::Variables,
+    pub key_value: key_value::KeyValue,
+    pub redis: redis::Redis,
+    pub mqtt: mqtt::Mqtt,
+}
+
 /// The data of one component instance's `Store`: everything the host keeps for
 /// one call (or, for reused WASI 0.3 instances, one instance's lifetime).
 pub struct HostState {
@@ -34,32 +46,18 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound_http: outbound_http::OutboundHttp,
-    variables: variables::Variables,
-    key_value: key_value::KeyValue,
-    redis: redis::Redis,
+    grants: Grants,
     pub(crate) limits: StoreLimits,
 }
 
 impl HostState {
-    pub fn new(
-        component_id: Arc<str>,
-        wasi: WasiCtx,
-        outbound_http: outbound_http::OutboundHttp,
-        variables: variables::Variables,
-        key_value: key_value::KeyValue,
-        redis: redis::Redis,
-        limits: StoreLimits,
-    ) -> Self {
+    pub fn new(component_id: Arc<str>, wasi: WasiCtx, grants: Grants, limits: StoreLimits) -> Self {
         Self {
             component_id,
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            outbound_http,
-            variables,
-            key_value,
-            redis,
+            grants,
             limits,
         }
     }
@@ -79,7 +77,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outbound_http,
+            hooks: &mut self.grants.outbound_http,
         }
     }
 }
@@ -106,6 +104,7 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     variables::add_to_linker(&mut linker).context("linking Spin variables")?;
     key_value::add_to_linker(&mut linker).context("linking Spin key-value")?;
     redis::add_to_linker(&mut linker).context("linking Spin Redis")?;
+    mqtt::add_to_linker(&mut linker).context("linking Spin MQTT")?;
     Ok(linker)
 }
 

@@ -20,6 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The per-instance outbound HTTP policy.
+#[derive(Clone)]
 pub struct OutboundHttp {
     component_id: Arc<str>,
     allowed: Arc<AllowedHosts>,

@@ -36,6 +36,8 @@ const SPIN_INTERFACES: &[&str] = &[
     "spin:key-value/key-value@3.0.0",
     "fermyon:spin/redis@2.0.0",
     "spin:redis/redis@3.0.0",
+    "fermyon:spin/mqtt@2.0.0",
+    "spin:mqtt/mqtt@3.0.0",
 ];
 
 /// Whether the gateway implements the interface `name` (`pkg:ns/iface@ver`).
@@ -119,7 +121,7 @@ mod tests {
         assert!(is_provided("wasi:http/types@0.3.0"));
         assert!(!is_provided("wasi:cli/environment@0.3.0-rc-2026-03-15"));
         assert!(!is_provided("wasi:keyvalue/store@0.2.0-draft2"));
-        assert!(!is_provided("fermyon:spin/mqtt@2.0.0"));
+        assert!(!is_provided("fermyon:spin/sqlite@2.0.0"));
         assert!(is_provided("fermyon:spin/variables@2.0.0"));
         assert!(is_provided("spin:variables/variables@3.0.0"));
         assert!(!is_provided("fermyon:spin/inbound-redis"));

@@ -63,10 +63,14 @@ fn is_valid_name(name: &str) -> bool {
 
 /// Adds both generations of the variables interface to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    v2::add_to_linker::<HostState, VariablesCapability>(linker, |state| &mut state.variables)
-        .map_err(anyhow::Error::from)?;
-    v3::add_to_linker::<HostState, VariablesCapability>(linker, |state| &mut state.variables)
-        .map_err(anyhow::Error::from)?;
+    v2::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
+        &mut state.grants.variables
+    })
+    .map_err(anyhow::Error::from)?;
+    v3::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
+        &mut state.grants.variables
+    })
+    .map_err(anyhow::Error::from)?;
     Ok(())
 }
 

@@ -152,7 +152,7 @@ impl HasData for KeyValueCapability {
 fn view(state: &mut HostState) -> KeyValueView<'_> {
     KeyValueView {
         table: &mut state.table,
-        key_value: &state.key_value,
+        key_value: &state.grants.key_value,
     }
 }
 

@@ -251,7 +251,7 @@ impl HasData for RedisCapability {
 fn view(state: &mut HostState) -> RedisView<'_> {
     RedisView {
         table: &mut state.table,
-        redis: &state.redis,
+        redis: &state.grants.redis,
     }
 }
 

@@ -1,0 +1,159 @@
+//! Matching broker acknowledgements to publishers.
+//!
+//! rumqttc assigns packet ids inside its event loop and reports
+//! `Outgoing::Publish(pkid)` in the order publishes were queued. So a
+//! publisher queues its waiter and its message under one lock (same order in
+//! both queues); the owner thread pops the next waiter at each outgoing
+//! publish, completes it at once for QoS 0, else parks it under the packet id
+//! until PUBACK (QoS 1) or PUBCOMP (QoS 2). When the connection drops, every
+//! waiter gets an error: the guest learns its message may not have arrived.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use tokio::sync::oneshot;
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+#[derive(Default)]
+pub(super) struct Acks {
+    /// Publishers whose message rumqttc has not sent yet, in queue order.
+    queued: Mutex<VecDeque<(QoS, Waiter)>>,
+    /// Sent messages waiting for their acknowledgement, by packet id.
+    in_flight: Mutex<HashMap<u16, Waiter>>,
+    /// Serialises "queue the waiter, queue the message".
+    order: tokio::sync::Mutex<()>,
+}
+
+impl Acks {
+    /// Queues a message; the returned receiver completes when it is acknowledged.
+    pub(super) async fn publish(
+        &self,
+        client: &AsyncClient,
+        topic: String,
+        qos: QoS,
+        payload: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, String> {
+        let (tx, rx) = oneshot::channel();
+        let _order = self.order.lock().await;
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((qos, tx));
+        if let Err(e) = client.publish(topic, qos, false, payload).await {
+            self.queued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_back();
+            return Err(format!("the connection is closed: {e}"));
+        }
+        Ok(rx)
+    }
+
+    fn sent(&self, pkid: u16) {
+        let next = self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        if let Some((qos, waiter)) = next {
+            if qos == QoS::AtMostOnce {
+                let _ = waiter.send(Ok(()));
+            } else {
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(pkid, waiter);
+            }
+        }
+    }
+
+    fn acknowledged(&self, pkid: u16) {
+        let waiter = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pkid);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    fn fail_all(&self, reason: &str) {
+        let in_flight: Vec<Waiter> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for waiter in in_flight {
+            let _ = waiter.send(Err(reason.to_string()));
+        }
+    }
+}
+
+/// Starts the owner thread of one connection. The returned future resolves
+/// once the broker accepted the connection (or failed to); the thread keeps
+/// polling, and so reconnecting, for the life of the process.
+pub(super) fn run_event_loop(
+    mut event_loop: EventLoop,
+    acks: std::sync::Arc<Acks>,
+    broker: String,
+) -> impl Future<Output = Result<(), String>> {
+    let (connected_tx, connected_rx) = oneshot::channel::<Result<(), String>>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("mqtt {broker}"))
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let mut connected_tx = Some(connected_tx);
+                let mut up = false;
+                loop {
+                    match event_loop.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            if let Some(tx) = connected_tx.take() {
+                                let _ = tx.send(Ok(()));
+                            } else if !up {
+                                tracing::info!(broker = %broker, "MQTT connection restored");
+                            }
+                            up = true;
+                        }
+                        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => acks.sent(pkid),
+                        Ok(Event::Incoming(Packet::PubAck(ack))) => acks.acknowledged(ack.pkid),
+                        Ok(Event::Incoming(Packet::PubComp(comp))) => acks.acknowledged(comp.pkid),
+                        Ok(_) => {}
+                        Err(e) => {
+                            let reason = format!("connection to {broker} lost: {e}");
+                            if let Some(tx) = connected_tx.take() {
+                                // Never connected: report and stop this thread.
+                                let _ = tx.send(Err(e.to_string()));
+                                return;
+                            }
+                            if up {
+                                tracing::warn!(broker = %broker, "MQTT {reason}; reconnecting");
+                            }
+                            up = false;
+                            acks.fail_all(&reason);
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        });
+    async move {
+        if spawned.is_err() {
+            return Err("cannot start the connection's thread".to_string());
+        }
+        connected_rx
+            .await
+            .unwrap_or_else(|_| Err("the connection's thread ended".into()))
+    }
+}

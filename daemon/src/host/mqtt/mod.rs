@@ -1,0 +1,223 @@
+//! Outbound MQTT publish for both interface generations:
+//! `fermyon:spin/mqtt@2.0.0` (Spin SDK 5) and `spin:mqtt/mqtt@3.0.0` (SDK 6/7).
+//!
+//! A component may open only `mqtt://` addresses its `allowed_outbound_hosts`
+//! grant. Connections are shared by every instance that opens the same
+//! address with the same credentials: each has one owner thread polling
+//! rumqttc's event loop (which reconnects by itself), and cheap handles for
+//! everyone else. A QoS 1 or 2 `publish` returns only once the broker
+//! acknowledged the message: rumqttc has no per-message acknowledgement, so
+//! the owner matches acknowledgements to publishers by packet id ([`acks`]).
+
+mod acks;
+mod v2;
+mod v3;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use super::HostState;
+use super::allowed_hosts::AllowedHosts;
+use acks::Acks;
+
+/// How long connecting to a broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a QoS 1/2 publish waits for the broker's acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued towards one broker before `publish` waits (backpressure).
+const QUEUE_CAPACITY: usize = 1000;
+
+/// Address, username, password and keep-alive: what makes two connections
+/// interchangeable.
+type BrokerKey = (String, String, String, u64);
+
+/// The process-wide broker connections.
+#[derive(Default)]
+pub struct MqttConnections {
+    by_key: Mutex<HashMap<BrokerKey, Arc<Broker>>>,
+    next_id: AtomicU64,
+}
+
+/// One broker connection: the client handle and the acknowledgement matcher.
+struct Broker {
+    client: AsyncClient,
+    acks: Arc<Acks>,
+}
+
+impl MqttConnections {
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        username: &str,
+        password: &str,
+        keep_alive: u64,
+    ) -> Result<Arc<Broker>, Failure> {
+        let key = (
+            format!("{host}:{port}"),
+            username.to_string(),
+            password.to_string(),
+            keep_alive,
+        );
+        if let Some(broker) = self.lock().get(&key) {
+            return Ok(broker.clone());
+        }
+        let id = format!(
+            "gatewayd-{}-{}",
+            std::process::id(),
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut options = MqttOptions::new(id, host, port);
+        options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
+        if !username.is_empty() {
+            options.set_credentials(username, password);
+        }
+        let (client, event_loop) = AsyncClient::new(options, QUEUE_CAPACITY);
+        let acks = Arc::new(Acks::default());
+        let connected = acks::run_event_loop(event_loop, acks.clone(), format!("{host}:{port}"));
+        match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Failure::ConnectionFailed(format!("{host}:{port}: {e}")));
+            }
+            Err(_) => {
+                return Err(Failure::ConnectionFailed(format!(
+                    "{host}:{port}: no answer within {CONNECT_TIMEOUT:?}"
+                )));
+            }
+        }
+        let broker = Arc::new(Broker { client, acks });
+        // Two instances may have raced to connect: keep the first connection.
+        Ok(self.lock().entry(key).or_insert(broker).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerKey, Arc<Broker>>> {
+        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What one instance may reach.
+#[derive(Clone)]
+pub struct Mqtt {
+    component_id: Arc<str>,
+    allowed: Arc<AllowedHosts>,
+    connections: Arc<MqttConnections>,
+}
+
+impl Mqtt {
+    pub fn new(
+        component_id: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        connections: Arc<MqttConnections>,
+    ) -> Self {
+        Self {
+            component_id,
+            allowed,
+            connections,
+        }
+    }
+
+    async fn open(
+        &self,
+        address: &str,
+        username: &str,
+        password: &str,
+        keep_alive: u64,
+    ) -> Result<MqttConnection, Failure> {
+        let uri: http::Uri = address.parse().map_err(|_| Failure::InvalidAddress)?;
+        let scheme = uri.scheme_str().ok_or(Failure::InvalidAddress)?;
+        if scheme != "mqtt" {
+            // mqtts (TLS) needs a TLS stack in rumqttc; not built in yet.
+            return Err(Failure::InvalidAddress);
+        }
+        let host = uri.host().ok_or(Failure::InvalidAddress)?;
+        let port = uri.port_u16().unwrap_or(1883);
+        if !self.allowed.allows(scheme, host, Some(port)) {
+            tracing::warn!(
+                component = &*self.component_id,
+                host,
+                port,
+                "MQTT connection denied: not granted by allowed_outbound_hosts"
+            );
+            return Err(Failure::InvalidAddress);
+        }
+        let broker = self
+            .connections
+            .connect(host, port, username, password, keep_alive)
+            .await?;
+        Ok(MqttConnection { broker })
+    }
+}
+
+/// An open connection, as kept in the instance's resource table.
+pub struct MqttConnection {
+    broker: Arc<Broker>,
+}
+
+impl MqttConnection {
+    async fn publish(&self, topic: String, payload: Vec<u8>, qos: QoS) -> Result<(), Failure> {
+        if topic.is_empty() || topic.contains(['+', '#']) {
+            return Err(Failure::Other(format!(
+                "\"{topic}\" is not a topic to publish on (empty or has a wildcard)"
+            )));
+        }
+        let acked = self
+            .broker
+            .acks
+            .publish(&self.broker.client, topic, qos, payload)
+            .await
+            .map_err(Failure::Other)?;
+        match tokio::time::timeout(ACK_TIMEOUT, acked).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Failure::ConnectionFailed(e)),
+            Ok(Err(_)) => Err(Failure::ConnectionFailed(
+                "the connection was closed".into(),
+            )),
+            Err(_) => Err(Failure::Other(format!(
+                "the broker did not acknowledge the message within {ACK_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+/// A failed operation, before it is mapped to either generation's `error`.
+#[derive(Debug)]
+enum Failure {
+    InvalidAddress,
+    ConnectionFailed(String),
+    Other(String),
+}
+
+/// What the generated bindings see of the store data.
+pub struct MqttView<'a> {
+    table: &'a mut ResourceTable,
+    mqtt: &'a Mqtt,
+}
+
+struct MqttCapability;
+
+impl HasData for MqttCapability {
+    type Data<'a> = MqttView<'a>;
+}
+
+fn view(state: &mut HostState) -> MqttView<'_> {
+    MqttView {
+        table: &mut state.table,
+        mqtt: &state.grants.mqtt,
+    }
+}
+
+/// Adds both generations of the MQTT interface to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+    super::bindings::fermyon::spin::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
+        .map_err(anyhow::Error::from)?;
+    super::bindings::spin::mqtt::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
+        .map_err(anyhow::Error::from)?;
+    Ok(())
+}

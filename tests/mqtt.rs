@@ -1,0 +1,139 @@
+//! Outbound MQTT end to end, against a real mosquitto on a free port:
+//! Spin SDK 5 (fermyon:spin/mqtt@2.0.0) and SDK 7 (spin:mqtt/mqtt@3.0.0)
+//! components publish at QoS 0, 1 and 2 and a subscriber receives every
+//! message; grants; a broker that is down.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Gateway, MosquittoBroker, client, examples};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn mqtt_app() -> std::path::PathBuf {
+    examples().join("mqtt")
+}
+
+async fn publish(
+    gw: &Gateway,
+    sdk: &str,
+    qos: u8,
+    topic: &str,
+    broker: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let response = client()
+        .post(gw.url(&format!("/{sdk}/publish/{qos}/{topic}")))
+        .header("x-mqtt-address", broker)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request failed");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_generations_publish_at_every_qos() {
+    let broker = MosquittoBroker::start();
+    let gw = Gateway::start(&mqtt_app());
+
+    // A subscriber on the same broker, collecting what arrives.
+    let mut options = MqttOptions::new("test-subscriber", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (subscriber, mut events) = AsyncClient::new(options, 100);
+    subscriber
+        .subscribe("gw/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = tx.send(None);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(Some((p.topic.clone(), p.payload.to_vec())));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let subscribed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert!(matches!(subscribed, Ok(Some(None))), "no SUBACK");
+
+    let mut expected = Vec::new();
+    for sdk in ["v5", "v7"] {
+        for qos in [0u8, 1, 2] {
+            let topic = format!("gw/{sdk}/q{qos}");
+            let payload = format!("hello from {sdk} at qos {qos}");
+            let (status, body) =
+                publish(&gw, sdk, qos, &topic, &broker.address(), payload.as_bytes()).await;
+            assert_eq!((status, body.as_str()), (200, "ok"), "{sdk} qos {qos}");
+            expected.push((topic, payload.into_bytes()));
+        }
+    }
+    let mut received = Vec::new();
+    while received.len() < expected.len() {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(Some(message))) => received.push(message),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    received.sort();
+    expected.sort();
+    assert_eq!(received, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_granted_brokers_and_a_down_broker_is_a_guest_error() {
+    let mut broker = MosquittoBroker::start();
+    let gw = Gateway::start(&mqtt_app());
+    let denied = format!("mqtt://localhost:{}", broker.port);
+    for sdk in ["v5", "v7"] {
+        let (status, body) = publish(&gw, sdk, 1, "gw/x", &denied, b"x").await;
+        assert_eq!(status, 502, "{sdk}: {body}");
+        assert!(body.contains("InvalidAddress"), "{sdk}: {body}");
+    }
+    let address = broker.address();
+    broker.stop();
+    for sdk in ["v5", "v7"] {
+        let (status, body) = publish(&gw, sdk, 1, "gw/x", &address, b"x").await;
+        assert_eq!(status, 502, "{sdk}: {body}");
+        assert!(body.contains("ConnectionFailed"), "{sdk}: {body}");
+    }
+    assert!(
+        gw.logs().contains("MQTT connection denied"),
+        "{}",
+        gw.logs()
+    );
+}
+
+/// QoS 1 returns only once the broker acknowledged: with the broker frozen
+/// (connection open, no PUBACK) the publish fails after the acknowledgement
+/// timeout, while QoS 0 (fire and forget) still succeeds at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn qos_1_waits_for_the_broker_acknowledgement() {
+    let broker = MosquittoBroker::start();
+    let gw = Gateway::start(&mqtt_app());
+    let address = broker.address();
+    assert_eq!(publish(&gw, "v5", 1, "gw/a", &address, b"1").await.0, 200);
+    broker.signal(libc::SIGSTOP);
+    let started = std::time::Instant::now();
+    let (status, _) = publish(&gw, "v5", 0, "gw/a", &address, b"2").await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let (status, body) = publish(&gw, "v5", 1, "gw/a", &address, b"3").await;
+    let waited = started.elapsed();
+    broker.signal(libc::SIGCONT);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("did not acknowledge"), "{body}");
+    assert!(
+        waited >= Duration::from_secs(9),
+        "returned after {waited:?}"
+    );
+}
