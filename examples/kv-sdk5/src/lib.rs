@@ -11,6 +11,7 @@
 //! no-such-store, 500 otherwise; a malformed request gets 400 or 405.
 //! `examples/kv/spin.toml` routes `/v5/...`.
 
+use guest_util::{parse_u64, percent_decode_utf8, route_path};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::key_value::{Error, Store};
@@ -20,11 +21,12 @@ fn handle(request: Request) -> Response {
     // The gateway puts the part after the route prefix in `spin-path-info`, so the
     // route does not depend on where the app is mounted; the URI path is a
     // fallback for a host that leaves the header out.
-    let path = request
-        .header("spin-path-info")
-        .and_then(|value| value.as_str())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| request.path());
+    let path = route_path(
+        request
+            .header("spin-path-info")
+            .and_then(|value| value.as_str()),
+        request.path(),
+    );
     let reply = parse(method_name(request.method()), path)
         .and_then(|(label, op)| run(label, op, request.body()))
         .unwrap_or_else(|failure| failure);
@@ -105,7 +107,10 @@ fn parse<'a>(method: &str, path: &'a str) -> Result<(&'a str, Op), Reply> {
         _ => return Err(Reply::new(400, format!("unknown operation {op:?}"))),
     };
     if !allowed.contains(&method) {
-        return Err(Reply::new(405, format!("{op} takes {}", allowed.join(" or "))));
+        return Err(Reply::new(
+            405,
+            format!("{op} takes {}", allowed.join(" or ")),
+        ));
     }
     if op == "keys" {
         return match key {
@@ -114,7 +119,7 @@ fn parse<'a>(method: &str, path: &'a str) -> Result<(&'a str, Op), Reply> {
         };
     }
     let key = key.ok_or_else(|| Reply::new(400, format!("{op} needs a key")))?;
-    let key = percent_decode(key)
+    let key = percent_decode_utf8(key)
         .ok_or_else(|| Reply::new(400, "key is not valid percent-encoded UTF-8"))?;
     let op = match op {
         "get" => Op::Get(key),
@@ -142,39 +147,6 @@ fn method_name(method: &Method) -> &str {
     }
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result, so a
-/// test never writes to a key it did not mean. Small enough not to need a crate.
-fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
-}
-
-/// Strict: no sign, spaces or empty string, so a corrupted counter shows up.
-fn parse_u64(value: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(value).ok()?;
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
 /// A response in the making; also the error type, so `?` can end a request early.
 struct Reply {
     status: u16,
@@ -184,7 +156,11 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type: "text/plain", body: body.into() }
+        Self {
+            status,
+            content_type: "text/plain",
+            body: body.into(),
+        }
     }
 
     fn content_type(mut self, content_type: &'static str) -> Self {

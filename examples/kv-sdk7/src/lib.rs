@@ -13,6 +13,7 @@
 //! `examples/kv/spin.toml` routes `/v7/...`.
 
 use bytes::Bytes;
+use guest_util::{parse_u64, percent_decode_utf8, route_path};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request, Response};
 use spin_sdk::http_service;
@@ -24,16 +25,19 @@ async fn handle(request: Request) -> Response<FullBody<Bytes>> {
     // The gateway puts the part after the route prefix in `spin-path-info`, so the
     // route does not depend on where the app is mounted; the URI path is a
     // fallback for a host that leaves the header out.
-    let path = parts
-        .headers
-        .get("spin-path-info")
-        .and_then(|value| value.to_str().ok())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| parts.uri.path());
+    let path = route_path(
+        parts
+            .headers
+            .get("spin-path-info")
+            .and_then(|value| value.to_str().ok()),
+        parts.uri.path(),
+    );
     let reply = match parse(parts.method.as_str(), path) {
         // Read whole, like SDK 5 does for every request; only `set` uses it.
         Ok((label, op)) => match body.bytes().await {
-            Ok(body) => run(label, op, &body).await.unwrap_or_else(|failure| failure),
+            Ok(body) => run(label, op, &body)
+                .await
+                .unwrap_or_else(|failure| failure),
             Err(error) => Reply::new(400, format!("error={error:?}")),
         },
         Err(failure) => failure,
@@ -119,7 +123,10 @@ fn parse<'a>(method: &str, path: &'a str) -> Result<(&'a str, Op), Reply> {
         _ => return Err(Reply::new(400, format!("unknown operation {op:?}"))),
     };
     if !allowed.contains(&method) {
-        return Err(Reply::new(405, format!("{op} takes {}", allowed.join(" or "))));
+        return Err(Reply::new(
+            405,
+            format!("{op} takes {}", allowed.join(" or ")),
+        ));
     }
     if op == "keys" {
         return match key {
@@ -128,7 +135,7 @@ fn parse<'a>(method: &str, path: &'a str) -> Result<(&'a str, Op), Reply> {
         };
     }
     let key = key.ok_or_else(|| Reply::new(400, format!("{op} needs a key")))?;
-    let key = percent_decode(key)
+    let key = percent_decode_utf8(key)
         .ok_or_else(|| Reply::new(400, "key is not valid percent-encoded UTF-8"))?;
     let op = match op {
         "get" => Op::Get(key),
@@ -140,39 +147,6 @@ fn parse<'a>(method: &str, path: &'a str) -> Result<(&'a str, Op), Reply> {
     Ok((label, op))
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape or non-UTF-8 result, so a
-/// test never writes to a key it did not mean. Small enough not to need a crate.
-fn percent_decode(input: &str) -> Option<String> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
-}
-
-/// Strict: no sign, spaces or empty string, so a corrupted counter shows up.
-fn parse_u64(value: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(value).ok()?;
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
 /// A response in the making; also the error type, so `?` can end a request early.
 struct Reply {
     status: u16,
@@ -182,7 +156,11 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type: "text/plain", body: body.into() }
+        Self {
+            status,
+            content_type: "text/plain",
+            body: body.into(),
+        }
     }
 
     fn content_type(mut self, content_type: &'static str) -> Self {

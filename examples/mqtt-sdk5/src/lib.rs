@@ -9,17 +9,19 @@
 //! opening or publishing answers 502 `error=<Debug>`.
 //! `examples/mqtt/spin.toml` routes `/v5/...`.
 
+use guest_util::{percent_decode_utf8, route_path};
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::mqtt::{Connection, Error, Qos};
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    let path = request
-        .header("spin-path-info")
-        .and_then(|value| value.as_str())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| request.path());
+    let path = route_path(
+        request
+            .header("spin-path-info")
+            .and_then(|value| value.as_str()),
+        request.path(),
+    );
     let header = |name: &str| request.header(name).and_then(|value| value.as_str());
     let (status, body) = match parse(matches!(request.method(), Method::Post), path) {
         Err(failure) => failure,
@@ -71,34 +73,10 @@ fn parse(is_post: bool, path: &str) -> Result<(Qos, String), (u16, String)> {
         "2" => Qos::ExactlyOnce,
         _ => return Err((400, format!("qos must be 0, 1 or 2, not {qos:?}"))),
     };
-    let topic = percent_decode(topic)
-        .and_then(|bytes| String::from_utf8(bytes).ok())
+    let topic = percent_decode_utf8(topic)
         .ok_or_else(|| (400, "topic is not valid percent-encoded UTF-8".to_string()))?;
     if topic.is_empty() {
         return Err((400, "publish needs a topic".to_string()));
     }
     Ok((qos, topic))
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape.
-fn percent_decode(input: &str) -> Option<Vec<u8>> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
 }

@@ -9,6 +9,7 @@
 //! opening or publishing answers 502 `error=<Debug>`.
 //! `examples/mqtt/spin.toml` routes `/v7/...`.
 
+use guest_util::{percent_decode_utf8, route_path};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_service;
@@ -17,13 +18,19 @@ use spin_sdk::mqtt::{Connection, Error, Qos};
 #[http_service]
 async fn handle(request: Request) -> Response<String> {
     let (parts, body) = request.into_parts();
-    let path = parts
-        .headers
-        .get("spin-path-info")
-        .and_then(|value| value.to_str().ok())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| parts.uri.path());
-    let header = |name: &str| parts.headers.get(name).and_then(|value| value.to_str().ok());
+    let path = route_path(
+        parts
+            .headers
+            .get("spin-path-info")
+            .and_then(|value| value.to_str().ok()),
+        parts.uri.path(),
+    );
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
     let (status, text) = match parse(parts.method == Method::POST, path) {
         Err(failure) => failure,
         Ok((qos, topic)) => match header("x-mqtt-address") {
@@ -79,34 +86,10 @@ fn parse(is_post: bool, path: &str) -> Result<(Qos, String), (u16, String)> {
         "2" => Qos::ExactlyOnce,
         _ => return Err((400, format!("qos must be 0, 1 or 2, not {qos:?}"))),
     };
-    let topic = percent_decode(topic)
-        .and_then(|bytes| String::from_utf8(bytes).ok())
+    let topic = percent_decode_utf8(topic)
         .ok_or_else(|| (400, "topic is not valid percent-encoded UTF-8".to_string()))?;
     if topic.is_empty() {
         return Err((400, "publish needs a topic".to_string()));
     }
     Ok((qos, topic))
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape.
-fn percent_decode(input: &str) -> Option<Vec<u8>> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
 }

@@ -16,6 +16,7 @@
 //! `examples/redis/spin.toml` routes `/v7/...`.
 
 use bytes::Bytes;
+use guest_util::{comma_list, percent_decode, percent_decode_utf8, route_path};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request, Response};
 use spin_sdk::http_service;
@@ -27,20 +28,26 @@ async fn handle(request: Request) -> Response<FullBody<Bytes>> {
     // The gateway puts the part after the route prefix in `spin-path-info`, so the
     // route does not depend on where the app is mounted; the URI path is a
     // fallback for a host that leaves the header out.
-    let path = parts
-        .headers
-        .get("spin-path-info")
-        .and_then(|value| value.to_str().ok())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| parts.uri.path());
+    let path = route_path(
+        parts
+            .headers
+            .get("spin-path-info")
+            .and_then(|value| value.to_str().ok()),
+        parts.uri.path(),
+    );
     // Per request: tests start redis-server on a free port and say which.
-    let address = parts.headers.get("x-redis-address").and_then(|value| value.to_str().ok());
+    let address = parts
+        .headers
+        .get("x-redis-address")
+        .and_then(|value| value.to_str().ok());
     let reply = match (parse(parts.method.as_str(), path), address) {
         (Err(failure), _) => failure,
         (Ok(_), None) => Reply::new(400, "missing x-redis-address"),
         // Read whole, like SDK 5 does for every request; set and publish use it.
         (Ok(op), Some(address)) => match body.bytes().await {
-            Ok(body) => run(address, op, &body).await.unwrap_or_else(|failure| failure),
+            Ok(body) => run(address, op, &body)
+                .await
+                .unwrap_or_else(|failure| failure),
             Err(error) => Reply::new(400, format!("error={error:?}")),
         },
     };
@@ -112,7 +119,10 @@ fn parse(method: &str, path: &str) -> Result<Op, Reply> {
         _ => return Err(Reply::new(400, format!("unknown operation {op:?}"))),
     };
     if !allowed.contains(&method) {
-        return Err(Reply::new(405, format!("{op} takes {}", allowed.join(" or "))));
+        return Err(Reply::new(
+            405,
+            format!("{op} takes {}", allowed.join(" or ")),
+        ));
     }
     if rest.is_empty() {
         return Err(Reply::new(400, format!("{op} needs an argument")));
@@ -136,13 +146,9 @@ fn parse(method: &str, path: &str) -> Result<Op, Reply> {
         _ => {
             // Arguments are optional (`/execute/PING`) and need not be UTF-8.
             let (command, args) = rest.split_once('/').unwrap_or((rest, ""));
-            let args = if args.is_empty() {
-                Vec::new()
-            } else {
-                args.split(',')
-                    .map(|arg| percent_decode(arg).ok_or_else(bad_escape))
-                    .collect::<Result<_, _>>()?
-            };
+            let args = comma_list(args)
+                .map(|arg| percent_decode(arg).ok_or_else(bad_escape))
+                .collect::<Result<_, _>>()?;
             Op::Execute(text(command)?, args)
         }
     })
@@ -150,43 +156,15 @@ fn parse(method: &str, path: &str) -> Result<Op, Reply> {
 
 /// An empty string is an empty list, so a test can send one to the host.
 fn list(input: &str) -> Result<Vec<String>, Reply> {
-    if input.is_empty() {
-        return Ok(Vec::new());
-    }
-    input.split(',').map(text).collect()
+    comma_list(input).map(text).collect()
 }
 
 fn text(input: &str) -> Result<String, Reply> {
-    percent_decode(input)
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(bad_escape)
+    percent_decode_utf8(input).ok_or_else(bad_escape)
 }
 
 fn bad_escape() -> Reply {
     Reply::new(400, "path piece is not valid percent-encoded UTF-8")
-}
-
-/// Decodes `%XX` escapes; `None` for a broken escape. Small enough not to need a crate.
-fn percent_decode(input: &str) -> Option<Vec<u8>> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
 }
 
 /// A response in the making; also the error type, so `?` can end a request early.
@@ -198,7 +176,11 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type: "text/plain", body: body.into() }
+        Self {
+            status,
+            content_type: "text/plain",
+            body: body.into(),
+        }
     }
 
     fn content_type(mut self, content_type: &'static str) -> Self {

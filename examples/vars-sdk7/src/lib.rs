@@ -6,6 +6,7 @@
 //! response is its value (200) or the error (404 undefined, 400 invalid name,
 //! 500 otherwise) as `error=<Debug>`. `examples/vars/spin.toml` routes `/v7/...`.
 
+use guest_util::route_path;
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_service;
 use spin_sdk::variables::{self, Error};
@@ -15,12 +16,13 @@ async fn handle(request: Request) -> impl IntoResponse {
     // The gateway puts the part after the route prefix in `spin-path-info`, so the
     // name does not depend on where the app is mounted; the URI path is a fallback
     // for a host that leaves the header out.
-    let path = request
-        .headers()
-        .get("spin-path-info")
-        .and_then(|value| value.to_str().ok())
-        .filter(|info| !info.is_empty())
-        .unwrap_or_else(|| request.uri().path());
+    let path = route_path(
+        request
+            .headers()
+            .get("spin-path-info")
+            .and_then(|value| value.to_str().ok()),
+        request.uri().path(),
+    );
     let name = path.rsplit('/').next().unwrap_or_default();
 
     let (status, body) = match variables::get(name).await {
