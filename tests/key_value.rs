@@ -225,3 +225,45 @@ async fn a_kill_during_writes_loses_no_acknowledged_value() {
         (200, (stored + 1).to_string())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_config_file_places_stores_and_the_value_limit_is_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.other]\ntype = \"spin\"\npath = \"stores/other.db\"\n",
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let gw = Gateway::start_with(
+        &kv_app(),
+        Options {
+            args: &[
+                "--runtime-config-file",
+                &config_arg,
+                "--key-value-max-value-size",
+                "1KiB",
+            ],
+            ..Options::default()
+        },
+    );
+    // "other" is granted by the manifest and now configured: it works, in its own file.
+    assert_eq!(
+        put(&gw.url("/v7/other/set/k"), b"in other".to_vec()).await,
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&gw.url("/v5/other/get/k")).await,
+        (200, "in other".into())
+    );
+    assert_eq!(
+        get(&gw.url("/v5/default/get/k")).await.0,
+        404,
+        "stores must not share keys"
+    );
+    assert!(dir.path().join("stores/other.db").is_file());
+    let (status, body) = put(&gw.url("/v5/default/set/big"), vec![b'x'; 1025]).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("the limit is 1024"), "{body}");
+}

@@ -62,6 +62,15 @@ pub struct UpArgs {
     #[arg(long = "variable", value_name = "NAME=VALUE|@FILE")]
     pub variables: Vec<String>,
 
+    /// Spin runtime configuration file: where key-value stores live
+    /// (`[key_value_store.<label>] type = "spin", path = "..."`).
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config_file: Option<PathBuf>,
+
+    /// Largest value a component may store in key-value (e.g. 1MiB, 64KiB).
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    pub key_value_max_value_size: u64,
+
     /// Set a key in the app's default key-value store before serving (repeatable).
     #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub key_value: Vec<(String, String)>,

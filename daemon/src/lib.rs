@@ -21,6 +21,7 @@ pub mod cli;
 pub mod engine;
 pub mod executor;
 pub mod host;
+pub mod runtime_config;
 pub mod shutdown;
 pub mod trigger;
 pub mod up;

@@ -13,6 +13,7 @@ use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::{Executor, InstanceLimits};
 use crate::host::key_value::{KeyValueLimits, Stores};
+use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 
@@ -47,7 +48,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let _ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
     let cache = CodeCache::new(&engine, state_dir.join("cache"))?;
     let limits = InstanceLimits { max_memory };
-    let stores = open_stores(&state_dir, &app.name, &args.key_value)?;
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
+    let kv_limits = KeyValueLimits {
+        max_value_size: usize::try_from(args.key_value_max_value_size).unwrap_or(usize::MAX),
+    };
+    let stores = open_stores(
+        &state_dir,
+        &app.name,
+        &runtime_config,
+        kv_limits,
+        &args.key_value,
+    )?;
     // Compiling is CPU-bound; keep it off the async workers' toes.
     let executor = tokio::task::block_in_place(|| {
         Executor::load(&engine, &app, &cache, &state_dir, &stores, &limits)
@@ -77,10 +91,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// The app's key-value stores (`<state dir>/kv/<app>/`), with the default
-/// store seeded from `--key-value`.
-fn open_stores(state_dir: &Path, app: &str, seed: &[(String, String)]) -> Result<Arc<Stores>> {
-    let stores = Stores::open_default(&state_dir.join("kv").join(app), KeyValueLimits::default())?;
+/// The app's key-value stores (`<state dir>/kv/<app>/` unless the runtime
+/// config places them), with the default store seeded from `--key-value`.
+fn open_stores(
+    state_dir: &Path,
+    app: &str,
+    config: &RuntimeConfig,
+    limits: KeyValueLimits,
+    seed: &[(String, String)],
+) -> Result<Arc<Stores>> {
+    let stores = Stores::open(
+        &state_dir.join("kv").join(app),
+        &config.key_value_stores,
+        limits,
+    )?;
     if let Some(default) = stores.get("default") {
         for (key, value) in seed {
             default

@@ -13,7 +13,7 @@ mod v2;
 mod v3;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -47,13 +47,24 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// The built-in `default` store, in `dir`.
-    pub fn open_default(dir: &Path, limits: KeyValueLimits) -> Result<Self> {
-        let default = SqliteStore::open(&dir.join("default.db"))?;
-        Ok(Self {
-            by_label: BTreeMap::from([("default".to_string(), default)]),
-            limits,
-        })
+    /// Opens the built-in `default` store and every configured one. A store
+    /// configured without a path, and `default` unless configured, lives in
+    /// `dir` as `<label>.db`.
+    pub fn open(
+        dir: &Path,
+        configured: &BTreeMap<String, Option<PathBuf>>,
+        limits: KeyValueLimits,
+    ) -> Result<Self> {
+        let mut by_label = BTreeMap::new();
+        let labels = std::iter::once("default").chain(configured.keys().map(String::as_str));
+        for label in labels {
+            let path = match configured.get(label) {
+                Some(Some(path)) => path.clone(),
+                _ => dir.join(format!("{label}.db")),
+            };
+            by_label.insert(label.to_string(), SqliteStore::open(&path)?);
+        }
+        Ok(Self { by_label, limits })
     }
 
     pub fn get(&self, label: &str) -> Option<&Arc<SqliteStore>> {
