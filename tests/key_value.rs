@@ -267,3 +267,67 @@ async fn a_runtime_config_file_places_stores_and_the_value_limit_is_a_flag() {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("the limit is 1024"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_can_live_on_a_redis_server() {
+    let redis = harness::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.other]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.address()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let gw = Gateway::start_with(
+        &kv_app(),
+        Options {
+            args: &["--runtime-config-file", &config_arg],
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        put(&gw.url("/v5/other/set/colour"), b"green".to_vec()).await,
+        (200, "ok".into())
+    );
+    assert_eq!(
+        put(&gw.url("/v7/other/set/shape"), b"square".to_vec()).await,
+        (200, "ok".into())
+    );
+    for sdk in ["v5", "v7"] {
+        assert_eq!(
+            get(&gw.url(&format!("/{sdk}/other/get/colour"))).await,
+            (200, "green".into())
+        );
+        assert_eq!(
+            get(&gw.url(&format!("/{sdk}/other/exists/shape"))).await,
+            (200, "true".into())
+        );
+        assert_eq!(
+            get(&gw.url(&format!("/{sdk}/other/keys"))).await,
+            (200, "colour\nshape".into())
+        );
+    }
+    assert_eq!(
+        get(&gw.url("/v7/other/delete/shape")).await,
+        (200, "ok".into())
+    );
+    // The data is really in Redis.
+    let client = redis::Client::open(redis.address()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let colour: Option<String> = redis::cmd("GET")
+        .arg("colour")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(colour.as_deref(), Some("green"));
+    let shape: Option<String> = redis::cmd("GET")
+        .arg("shape")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(shape, None);
+}

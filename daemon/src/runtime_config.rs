@@ -6,6 +6,10 @@
 //! [key_value_store.cache]
 //! type = "spin"                 # an embedded SQLite store
 //! path = "data/cache.db"        # relative to this file; default <state>/kv/<app>/<label>.db
+//!
+//! [key_value_store.shared]
+//! type = "redis"
+//! url = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! Tables Spin knows but the gateway does not implement yet are an error that
@@ -16,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
+
+use crate::host::key_value::StoreLocation;
 
 /// Tables of Spin's runtime configuration that the gateway does not support yet.
 const NOT_SUPPORTED: &[&str] = &[
@@ -30,8 +36,8 @@ const NOT_SUPPORTED: &[&str] = &[
 /// The parts of a runtime configuration the gateway uses.
 #[derive(Debug, Default)]
 pub struct RuntimeConfig {
-    /// Key-value stores by label; a store at `None` lives in the state dir.
-    pub key_value_stores: BTreeMap<String, Option<PathBuf>>,
+    /// Key-value stores by label.
+    pub key_value_stores: BTreeMap<String, StoreLocation>,
 }
 
 #[derive(Deserialize)]
@@ -77,9 +83,23 @@ impl RuntimeConfig {
                         );
                     }
                     let path = store.path.map(|p| base.join(p));
-                    config.key_value_stores.insert(label, path);
+                    config
+                        .key_value_stores
+                        .insert(label, StoreLocation::Sqlite(path));
                 }
-                "redis" => bail!("{place}: type \"redis\" is not supported by gatewayd yet"),
+                "redis" => {
+                    let Some(url) = store.url else {
+                        bail!("{place}: a \"redis\" store needs `url = \"redis://host:port\"`");
+                    };
+                    if store.path.is_some() {
+                        bail!(
+                            "{place}: `path` belongs to type \"spin\"; a \"redis\" store takes `url`"
+                        );
+                    }
+                    config
+                        .key_value_stores
+                        .insert(label, StoreLocation::Redis(url));
+                }
                 other => bail!("{place}: unknown type \"{other}\" (expected \"spin\")"),
             }
         }
@@ -105,13 +125,11 @@ mod tests {
              [key_value_store.b]\ntype = \"spin\"\n",
         )
         .unwrap();
-        assert!(
-            config.key_value_stores["a"]
-                .as_ref()
-                .unwrap()
-                .ends_with("x/a.db")
-        );
-        assert_eq!(config.key_value_stores["b"], None);
+        let StoreLocation::Sqlite(Some(a)) = &config.key_value_stores["a"] else {
+            panic!("not a file store");
+        };
+        assert!(a.ends_with("x/a.db"));
+        assert_eq!(config.key_value_stores["b"], StoreLocation::Sqlite(None));
     }
 
     #[test]
@@ -124,14 +142,17 @@ mod tests {
             err.contains("[variables_provider] is not supported"),
             "{err}"
         );
+        let config =
+            load("[key_value_store.r]\ntype = \"redis\"\nurl = \"redis://x:1\"\n").unwrap();
+        assert_eq!(
+            config.key_value_stores["r"],
+            StoreLocation::Redis("redis://x:1".into())
+        );
         let err = format!(
             "{:#}",
-            load("[key_value_store.r]\ntype = \"redis\"\nurl = \"redis://x\"\n").unwrap_err()
+            load("[key_value_store.r]\ntype = \"redis\"\n").unwrap_err()
         );
-        assert!(
-            err.contains("[key_value_store.r]: type \"redis\" is not supported"),
-            "{err}"
-        );
+        assert!(err.contains("needs `url"), "{err}");
         let err = format!(
             "{:#}",
             load("[key_value_store.r]\ntype = \"spin\"\npth = \"a\"\n").unwrap_err()

@@ -61,7 +61,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &runtime_config,
         kv_limits,
         &args.key_value,
-    )?;
+    )
+    .await?;
     // Compiling is CPU-bound; keep it off the async workers' toes.
     let executor = tokio::task::block_in_place(|| {
         Executor::load(&engine, &app, &cache, &state_dir, &stores, &limits)
@@ -93,7 +94,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
 /// The app's key-value stores (`<state dir>/kv/<app>/` unless the runtime
 /// config places them), with the default store seeded from `--key-value`.
-fn open_stores(
+async fn open_stores(
     state_dir: &Path,
     app: &str,
     config: &RuntimeConfig,
@@ -105,13 +106,7 @@ fn open_stores(
         &config.key_value_stores,
         limits,
     )?;
-    if let Some(default) = stores.get("default") {
-        for (key, value) in seed {
-            default
-                .set(key, value.as_bytes())
-                .with_context(|| format!("--key-value {key}=..."))?;
-        }
-    }
+    stores.seed_default(seed).await?;
     Ok(Arc::new(stores))
 }
 

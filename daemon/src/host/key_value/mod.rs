@@ -8,6 +8,7 @@
 //! store is an embedded SQLite file in the state dir ([`store`]). Keys are at
 //! most 255 bytes and values at most [`KeyValueLimits::max_value_size`].
 
+mod backend;
 mod store;
 mod v2;
 mod v3;
@@ -19,9 +20,19 @@ use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
+pub use backend::{Backend, RedisStore};
 pub use store::SqliteStore;
 
 use super::HostState;
+
+/// Where a configured store lives (from the runtime config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An embedded SQLite file; `None`: `<label>.db` in the app's store folder.
+    Sqlite(Option<PathBuf>),
+    /// A Redis server, by URL.
+    Redis(String),
+}
 
 /// Longest key, in bytes (Spin's limit too).
 pub const MAX_KEY_SIZE: usize = 255;
@@ -42,7 +53,7 @@ impl Default for KeyValueLimits {
 
 /// The stores of one app, by label.
 pub struct Stores {
-    by_label: BTreeMap<String, Arc<SqliteStore>>,
+    by_label: BTreeMap<String, Backend>,
     limits: KeyValueLimits,
 }
 
@@ -52,23 +63,40 @@ impl Stores {
     /// `dir` as `<label>.db`.
     pub fn open(
         dir: &Path,
-        configured: &BTreeMap<String, Option<PathBuf>>,
+        configured: &BTreeMap<String, StoreLocation>,
         limits: KeyValueLimits,
     ) -> Result<Self> {
         let mut by_label = BTreeMap::new();
         let labels = std::iter::once("default").chain(configured.keys().map(String::as_str));
         for label in labels {
-            let path = match configured.get(label) {
-                Some(Some(path)) => path.clone(),
-                _ => dir.join(format!("{label}.db")),
+            let backend = match configured.get(label) {
+                Some(StoreLocation::Redis(url)) => Backend::Redis(Arc::new(RedisStore::new(url)?)),
+                Some(StoreLocation::Sqlite(Some(path))) => {
+                    Backend::Sqlite(SqliteStore::open(path)?)
+                }
+                _ => Backend::Sqlite(SqliteStore::open(&dir.join(format!("{label}.db")))?),
             };
-            by_label.insert(label.to_string(), SqliteStore::open(&path)?);
+            by_label.insert(label.to_string(), backend);
         }
         Ok(Self { by_label, limits })
     }
 
-    pub fn get(&self, label: &str) -> Option<&Arc<SqliteStore>> {
+    pub fn get(&self, label: &str) -> Option<&Backend> {
         self.by_label.get(label)
+    }
+
+    /// Sets `pairs` in the `default` store (for `--key-value`).
+    pub async fn seed_default(&self, pairs: &[(String, String)]) -> Result<()> {
+        let Some(default) = self.get("default") else {
+            return Ok(());
+        };
+        for (key, value) in pairs {
+            default
+                .set(key.clone(), value.as_bytes().to_vec())
+                .await
+                .map_err(|e| anyhow::anyhow!("--key-value {key}=...: {e:?}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -87,7 +115,7 @@ impl KeyValue {
         }
     }
 
-    fn open(&self, label: &str) -> Result<Arc<SqliteStore>, Failure> {
+    fn open(&self, label: &str) -> Result<Backend, Failure> {
         if !self.granted.contains(label) {
             return Err(Failure::AccessDenied);
         }
@@ -118,7 +146,7 @@ impl KeyValue {
 
 /// An open store, as kept in the instance's resource table.
 pub struct OpenStore {
-    store: Arc<SqliteStore>,
+    store: Backend,
 }
 
 /// A failed operation, before it is mapped to either generation's `error`.

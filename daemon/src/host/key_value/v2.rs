@@ -3,7 +3,7 @@
 
 use wasmtime::component::Resource;
 
-use super::{Failure, KeyValueView, OpenStore, blocking};
+use super::{Failure, KeyValueView, OpenStore};
 use crate::host::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
 
 type Outcome<T> = wasmtime::Result<Result<T, Error>>;
@@ -17,10 +17,7 @@ fn to_error(failure: Failure) -> Error {
 }
 
 impl KeyValueView<'_> {
-    fn store_of(
-        &self,
-        handle: &Resource<OpenStore>,
-    ) -> wasmtime::Result<std::sync::Arc<super::SqliteStore>> {
+    fn store_of(&self, handle: &Resource<OpenStore>) -> wasmtime::Result<super::Backend> {
         Ok(self.table.get(handle)?.store.clone())
     }
 }
@@ -37,7 +34,7 @@ impl HostStore for KeyValueView<'_> {
 
     async fn get(&mut self, handle: Resource<OpenStore>, key: String) -> Outcome<Option<Vec<u8>>> {
         let store = self.store_of(&handle)?;
-        Ok(blocking(move || store.get(&key)).await.map_err(to_error))
+        Ok(store.get(key).await.map_err(to_error))
     }
 
     async fn set(
@@ -54,24 +51,22 @@ impl HostStore for KeyValueView<'_> {
             return Ok(Err(to_error(f)));
         }
         let store = self.store_of(&handle)?;
-        Ok(blocking(move || store.set(&key, &value))
-            .await
-            .map_err(to_error))
+        Ok(store.set(key, value).await.map_err(to_error))
     }
 
     async fn delete(&mut self, handle: Resource<OpenStore>, key: String) -> Outcome<()> {
         let store = self.store_of(&handle)?;
-        Ok(blocking(move || store.delete(&key)).await.map_err(to_error))
+        Ok(store.delete(key).await.map_err(to_error))
     }
 
     async fn exists(&mut self, handle: Resource<OpenStore>, key: String) -> Outcome<bool> {
         let store = self.store_of(&handle)?;
-        Ok(blocking(move || store.exists(&key)).await.map_err(to_error))
+        Ok(store.exists(key).await.map_err(to_error))
     }
 
     async fn get_keys(&mut self, handle: Resource<OpenStore>) -> Outcome<Vec<String>> {
         let store = self.store_of(&handle)?;
-        Ok(blocking(move || store.keys()).await.map_err(to_error))
+        Ok(store.keys().await.map_err(to_error))
     }
 
     async fn drop(&mut self, handle: Resource<OpenStore>) -> wasmtime::Result<()> {

@@ -1,11 +1,9 @@
 //! `spin:key-value/key-value@3.0.0` (Spin SDK 6/7, Python SDK 4/5): async
 //! functions with access to the store; keys come back as a stream.
 
-use std::sync::Arc;
-
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
-use super::{Failure, KeyValueCapability, OpenStore, SqliteStore, blocking};
+use super::{Failure, KeyValueCapability, OpenStore};
 use crate::host::bindings::spin::key_value::key_value::{
     Error, Host, HostStore, HostStoreWithStore,
 };
@@ -21,7 +19,7 @@ fn to_error(failure: Failure) -> Error {
 fn store_of<T>(
     accessor: &Accessor<T, KeyValueCapability>,
     handle: &Resource<OpenStore>,
-) -> Result<Arc<SqliteStore>, Error> {
+) -> Result<super::Backend, Error> {
     accessor
         .with(|mut access| {
             access
@@ -62,7 +60,7 @@ impl<T> HostStoreWithStore<T> for KeyValueCapability {
         key: String,
     ) -> Result<Option<Vec<u8>>, Error> {
         let store = store_of(accessor, &handle)?;
-        blocking(move || store.get(&key)).await.map_err(to_error)
+        store.get(key).await.map_err(to_error)
     }
 
     async fn set(
@@ -78,9 +76,7 @@ impl<T> HostStoreWithStore<T> for KeyValueCapability {
             })
             .map_err(to_error)?;
         let store = store_of(accessor, &handle)?;
-        blocking(move || store.set(&key, &value))
-            .await
-            .map_err(to_error)
+        store.set(key, value).await.map_err(to_error)
     }
 
     async fn delete(
@@ -89,7 +85,7 @@ impl<T> HostStoreWithStore<T> for KeyValueCapability {
         key: String,
     ) -> Result<(), Error> {
         let store = store_of(accessor, &handle)?;
-        blocking(move || store.delete(&key)).await.map_err(to_error)
+        store.delete(key).await.map_err(to_error)
     }
 
     async fn exists(
@@ -98,7 +94,7 @@ impl<T> HostStoreWithStore<T> for KeyValueCapability {
         key: String,
     ) -> Result<bool, Error> {
         let store = store_of(accessor, &handle)?;
-        blocking(move || store.exists(&key)).await.map_err(to_error)
+        store.exists(key).await.map_err(to_error)
     }
 
     async fn get_keys(
@@ -108,7 +104,7 @@ impl<T> HostStoreWithStore<T> for KeyValueCapability {
         // Keys are read in one query and streamed from memory: stores here
         // are small, and one snapshot gives the guest a consistent listing.
         let listed = match store_of(accessor, &handle) {
-            Ok(store) => blocking(move || store.keys()).await.map_err(to_error),
+            Ok(store) => store.keys().await.map_err(to_error),
             Err(e) => Err(e),
         };
         let (keys, outcome) = match listed {
