@@ -214,6 +214,22 @@ async fn outbound_http_only_to_allowed_hosts() {
         (200, "error=ErrorCode::HttpRequestDenied")
     );
     assert!(gw.wait_for_log("outbound HTTP request denied", Duration::from_secs(5)));
+    // `http://self` (granted) reaches the app's own routes.
+    let (status, body) = get(&gw.url(&format!(
+        "/probe/outbound-raw?url={}",
+        encode("http://self/static/hello")
+    )))
+    .await;
+    assert_eq!((status, body.as_str()), (200, "status=201"));
+    let (status, body) = get(&gw.url(&format!(
+        "/probe/outbound?url={}",
+        encode("http://self/sdk5/x")
+    )))
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "status=200\nHello from Spin SDK 5\n")
+    );
     // Through wstd's client, the request fails too (wstd reports it as an I/O error).
     let (status, _) = get(&gw.url(&format!("/probe/outbound?url={}", encode(&denied)))).await;
     assert_eq!(status, 502);

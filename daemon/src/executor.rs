@@ -20,7 +20,7 @@ use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::key_value::{KeyValue, Stores};
 use crate::host::mqtt::{Mqtt, MqttConnections};
-use crate::host::outbound_http::OutboundHttp;
+use crate::host::outbound_http::{OutboundHttp, SelfAddress};
 use crate::host::redis::{Redis, RedisConnections};
 use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
@@ -91,6 +91,7 @@ impl Executor {
         cache: &CodeCache,
         state_dir: &Path,
         stores: &Arc<Stores>,
+        self_address: &SelfAddress,
         limits: &InstanceLimits,
     ) -> Result<Self> {
         let linker = host::base_linker(engine)?;
@@ -125,7 +126,11 @@ impl Executor {
                     .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?,
             );
             let grants = Grants {
-                outbound_http: OutboundHttp::new(id.clone(), allowed_hosts.clone()),
+                outbound_http: OutboundHttp::new(
+                    id.clone(),
+                    allowed_hosts.clone(),
+                    self_address.clone(),
+                ),
                 variables: Variables::new(spec.variables.clone()),
                 key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
                 redis: Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone()),

@@ -13,6 +13,7 @@ use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::{Executor, InstanceLimits};
 use crate::host::key_value::{KeyValueLimits, Stores};
+use crate::host::outbound_http::SelfAddress;
 use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
@@ -64,8 +65,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
     )
     .await?;
     // Compiling is CPU-bound; keep it off the async workers' toes.
+    let self_address = SelfAddress::default();
     let executor = tokio::task::block_in_place(|| {
-        Executor::load(&engine, &app, &cache, &state_dir, &stores, &limits)
+        Executor::load(
+            &engine,
+            &app,
+            &cache,
+            &state_dir,
+            &stores,
+            &self_address,
+            &limits,
+        )
     })?;
 
     let options = HttpOptions {
@@ -82,6 +92,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .map(|_| HttpApp::new(&app, &executor, &options, instances.clone()))
         .collect::<Result<Vec<_>>>()?;
     let listeners = http::Listeners::bind(args.listen, threads)?;
+    // A component calling `http://self` reaches the listener on loopback even
+    // when the gateway listens on every address.
+    let mut own = listeners.address();
+    if own.ip().is_unspecified() {
+        own.set_ip(if own.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let _ = self_address.set(own);
     let signals = Signals::install().context("installing signal handlers")?;
     print_banner(&app.name, listeners.address(), &apps[0]);
 

@@ -4,10 +4,14 @@
 //! wasmtime-wasi-http does the protocol work; this module is the policy hook it
 //! calls before sending: deny what was not granted (the guest gets
 //! `HTTP-request-denied`, the log says which component tried which URL), and
-//! bound how long a connection or a first byte may take. (`self`, a request to
-//! the app itself, is parsed but not routed yet: such requests are denied.)
+//! bound how long a connection or a first byte may take.
+//!
+//! `self` in `allowed_outbound_hosts` lets a component call its own app:
+//! a request to `http://self/...` goes to the gateway's own listener (the
+//! address is known once the listener is bound, hence the shared cell).
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -19,18 +23,54 @@ use super::allowed_hosts::AllowedHosts;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The address the app is served on, set once the listener is bound.
+pub type SelfAddress = Arc<OnceLock<SocketAddr>>;
+
 /// The per-instance outbound HTTP policy.
 #[derive(Clone)]
 pub struct OutboundHttp {
     component_id: Arc<str>,
     allowed: Arc<AllowedHosts>,
+    self_address: SelfAddress,
 }
 
 impl OutboundHttp {
-    pub fn new(component_id: Arc<str>, allowed: Arc<AllowedHosts>) -> Self {
+    pub fn new(
+        component_id: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        self_address: SelfAddress,
+    ) -> Self {
         Self {
             component_id,
             allowed,
+            self_address,
+        }
+    }
+
+    /// Points a granted request to `http://self/...` at the app's listener.
+    fn route_to_self(&self, request: &mut http::Request<WasiBody>) -> bool {
+        if request.uri().host() != Some("self") || !self.allowed.allows_self() {
+            return false;
+        }
+        let Some(address) = self.self_address.get() else {
+            return false;
+        };
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        match http::Uri::builder()
+            .scheme("http")
+            .authority(address.to_string())
+            .path_and_query(path)
+            .build()
+        {
+            Ok(uri) => {
+                *request.uri_mut() = uri;
+                true
+            }
+            Err(_) => false,
         }
     }
 }
@@ -46,11 +86,11 @@ type SendResult = Result<
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        if !self.allowed.allows_url(request.uri()) {
+        if !self.route_to_self(&mut request) && !self.allowed.allows_url(request.uri()) {
             tracing::warn!(
                 component = &*self.component_id,
                 url = %request.uri(),
