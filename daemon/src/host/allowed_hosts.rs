@@ -7,8 +7,6 @@
 //! template expands to is only known once variables resolve, and guessing would either
 //! grant too much or break the app.
 
-use std::fmt;
-
 use anyhow::{Result, anyhow};
 
 /// The port a scheme uses when an entry or a request gives none.
@@ -70,11 +68,6 @@ impl AllowedHosts {
         Ok(out)
     }
 
-    /// Grants nothing.
-    pub fn none() -> AllowedHosts {
-        AllowedHosts::default()
-    }
-
     /// Whether `scheme://host[:port]` may be reached. `port: None` means the scheme's
     /// default port. `self` entries do not grant anything here: see `allows_self`.
     pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
@@ -96,26 +89,6 @@ impl AllowedHosts {
     /// What "the app itself" means (which listener, which routes) is the caller's call.
     pub fn allows_self(&self) -> bool {
         self.allow_self
-    }
-
-    /// True when nothing at all is granted, not even `self`.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && !self.allow_self
-    }
-
-    /// The host entries as written (excluding `self`), for logs and error messages.
-    pub fn entries(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.raw.as_str())
-    }
-}
-
-impl fmt::Display for AllowedHosts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut all: Vec<&str> = self.entries().collect();
-        if self.allow_self {
-            all.push("self");
-        }
-        write!(f, "[{}]", all.join(", "))
     }
 }
 
@@ -505,13 +478,13 @@ mod tests {
         for e in ["self", "http://self", "https://self", "self://anything"] {
             let h = hosts(&[e]);
             assert!(h.allows_self(), "{e}");
-            assert!(!h.is_empty(), "{e}");
-            assert_eq!(h.entries().count(), 0, "{e}");
+            // `self` grants the app itself, no host.
+            assert!(!h.allows("http", "self", None), "{e}");
+            assert!(!h.allows("https", "example.com", None), "{e}");
         }
         let h = hosts(&["https://example.com"]);
         assert!(!h.allows_self());
-        assert!(hosts(&[]).is_empty());
-        assert!(AllowedHosts::none().is_empty());
+        assert!(!hosts(&[]).allows_self());
     }
 
     #[test]
@@ -547,13 +520,5 @@ mod tests {
             assert!(e.contains(want), "{entry}: {e}");
             assert!(e.starts_with(&format!("{entry:?}: ")), "{entry}: {e}");
         }
-    }
-
-    #[test]
-    fn display_lists_entries() {
-        assert_eq!(
-            hosts(&["https://a.com", "self"]).to_string(),
-            "[https://a.com, self]"
-        );
     }
 }

@@ -67,10 +67,6 @@ impl SqliteStore {
         }))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R> {
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         f(&connection).with_context(|| format!("key-value store {}", self.path.display()))
