@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every Rust example component for wasm32-wasip2 and checks that each
-# expected .wasm exists and exports the wasi:http interface its host path needs.
+# expected .wasm exists and has the export the gateway calls (a wasi:http
+# handler, a Redis inbound interface or the MQTT trigger's root function).
 # Idempotent: cargo skips up-to-date crates, so a second run takes a second.
 # Set CARGO_BUILD_JOBS to limit parallelism (e.g. 1 while something else builds).
 set -euo pipefail
@@ -27,11 +28,17 @@ expected=(
     "kv_sdk7 wasi:http/handler@0.3"
     "mqtt_sdk5 wasi:http/incoming-handler@0.2"
     "mqtt_sdk7 wasi:http/handler@0.3"
+    "mqtt_trigger handle-message"
     "probe wasi:http/incoming-handler@0.2"
     "redis_sdk5 wasi:http/incoming-handler@0.2"
     "redis_sdk7 wasi:http/handler@0.3"
+    "redis_trigger_sdk5 fermyon:spin/inbound-redis"
+    "redis_trigger_sdk7 spin:redis/inbound-redis@3.0.0"
     "vars_sdk5 wasi:http/incoming-handler@0.2"
     "vars_sdk7 wasi:http/handler@0.3"
+    "whiskers_scores wasi:http/handler@0.3"
+    "whiskers_tally handle-message"
+    "whiskers_vote wasi:http/handler@0.3"
 )
 status=0
 for entry in "${expected[@]}"; do

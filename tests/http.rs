@@ -239,11 +239,13 @@ async fn outbound_http_only_to_allowed_hosts() {
 async fn guest_stdout_goes_to_the_log_with_the_component_id() {
     let gw = Gateway::start(&probe_app());
     assert_eq!(get(&gw.url("/probe/log")).await.0, 200);
-    assert!(
-        gw.wait_for_log("probe: to stdout", Duration::from_secs(5)),
-        "{}",
-        gw.logs()
-    );
+    for needle in ["probe: to stdout", "probe: to stderr"] {
+        assert!(
+            gw.wait_for_log(needle, Duration::from_secs(5)),
+            "no {needle:?} in:\n{}",
+            gw.logs()
+        );
+    }
     let logs = gw.logs();
     let line = logs
         .lines()

@@ -106,7 +106,7 @@ async fn only_granted_brokers_and_a_down_broker_is_a_guest_error() {
         assert!(body.contains("ConnectionFailed"), "{sdk}: {body}");
     }
     assert!(
-        gw.logs().contains("MQTT connection denied"),
+        gw.wait_for_log("MQTT connection denied", std::time::Duration::from_secs(5)),
         "{}",
         gw.logs()
     );

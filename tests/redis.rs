@@ -133,7 +133,7 @@ async fn only_granted_addresses_can_be_opened() {
         assert!(body.contains("InvalidAddress"), "{sdk}: {body}");
     }
     assert!(
-        gw.logs().contains("Redis connection denied"),
+        gw.wait_for_log("Redis connection denied", std::time::Duration::from_secs(5)),
         "{}",
         gw.logs()
     );

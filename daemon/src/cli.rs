@@ -51,8 +51,9 @@ pub struct UpArgs {
     #[arg(long, default_value = "128MiB", value_parser = parse_bytes)]
     pub max_instance_memory: u64,
 
-    /// Deadline for one request (e.g. 500ms, 30s, 2m); "none" disables it.
-    /// A request past it gets 504 and its instance is stopped.
+    /// Deadline for one request or one pub/sub message (e.g. 500ms, 30s, 2m);
+    /// "none" disables it. A request past it gets 504, a message counts as a
+    /// failed attempt; either way its instance is stopped.
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     pub request_timeout: Timeout,
 
@@ -96,7 +97,8 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 16)]
     pub max_instance_concurrent_reuse_count: usize,
 
-    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    /// How long in-flight requests and messages may take to finish after
+    /// SIGINT/SIGTERM.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 }

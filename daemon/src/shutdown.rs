@@ -26,6 +26,10 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    pub fn is_requested(&self) -> bool {
+        *self.rx.borrow()
+    }
+
     /// Resolves once shutdown has been requested.
     pub async fn requested(&mut self) {
         let _ = self.rx.wait_for(|stop| *stop).await;

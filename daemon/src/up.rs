@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
+use crate::app::App;
 use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
@@ -17,10 +19,12 @@ use crate::host::outbound_http::SelfAddress;
 use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
+use crate::trigger::reconnect::redact;
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let mut app = crate::app::load(&args.path)?;
-    if app.http_triggers.is_empty() {
+    let has_pubsub = !app.redis_triggers.is_empty() || !app.mqtt_triggers.is_empty();
+    if app.http_triggers.is_empty() && !has_pubsub {
         tracing::warn!(
             "app \"{}\" has no HTTP triggers: every request will get 404",
             app.name
@@ -104,11 +108,24 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     let _ = self_address.set(own);
     let signals = Signals::install().context("installing signal handlers")?;
-    print_banner(&app.name, listeners.address(), &apps[0]);
-
     let (trigger, shutdown) = shutdown::channel();
+    let mut pubsub = JoinSet::new();
+    for start in [crate::trigger::redis::start, crate::trigger::mqtt::start] {
+        start(
+            &app,
+            &executor,
+            &instances,
+            args.request_timeout.0,
+            &shutdown,
+            args.drain_timeout,
+            &mut pubsub,
+        )?;
+    }
+    print_banner(&app, listeners.address(), &apps[0]);
+
     tokio::spawn(signals.drive(trigger));
     http::serve(listeners, apps, shutdown, args.drain_timeout).await?;
+    while pubsub.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
 }
@@ -131,12 +148,36 @@ async fn open_stores(
     Ok(Arc::new(stores))
 }
 
-fn print_banner(app: &str, address: std::net::SocketAddr, http_app: &HttpApp) {
+fn print_banner(app: &App, address: std::net::SocketAddr, http_app: &HttpApp) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Serving app \"{app}\" on http://{address}");
+    let _ = writeln!(out, "Serving app \"{}\" on http://{address}", app.name);
     let _ = writeln!(out, "Available routes:");
     for (pattern, target) in http_app.routes() {
         let _ = writeln!(out, "  GET http://{address}{pattern} -> {target}");
+    }
+    if !app.redis_triggers.is_empty() || !app.mqtt_triggers.is_empty() {
+        let _ = writeln!(out, "Subscriptions:");
+    }
+    for t in &app.redis_triggers {
+        let _ = writeln!(
+            out,
+            "  {} channel {:?} -> {}",
+            redact(&t.address),
+            t.channel,
+            t.component
+        );
+    }
+    if let Some(broker) = &app.mqtt_broker {
+        for t in &app.mqtt_triggers {
+            let _ = writeln!(
+                out,
+                "  {} topic {:?} (QoS {}) -> {}",
+                redact(&broker.address),
+                t.topic,
+                t.qos,
+                t.component
+            );
+        }
     }
     let _ = out.flush();
 }

@@ -7,6 +7,11 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+mod brokers;
+
+#[allow(unused_imports)] // not every test binary uses the brokers
+pub use brokers::*;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -249,85 +254,6 @@ pub async fn get(url: &str) -> (u16, String) {
     (status, response.text().await.unwrap_or_default())
 }
 
-/// A real redis-server on a free loopback port, stopped when dropped.
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        let port = free_port();
-        Self::start_on(port)
-    }
-
-    /// Starts on a given port (to restart a server the gateway knew).
-    pub fn start_on(port: u16) -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server (apt-get install redis-server)");
-        let server = RedisServer {
-            child: Some(child),
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.ping() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    pub fn address(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn ping(&self) -> bool {
-        use std::io::{Read as _, Write as _};
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -335,69 +261,4 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A real mosquitto broker on a free loopback port, stopped when dropped.
-pub struct MosquittoBroker {
-    child: Option<Child>,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl MosquittoBroker {
-    pub fn start() -> MosquittoBroker {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting mosquitto (apt-get install mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        MosquittoBroker {
-            child: Some(child),
-            port,
-            _dir: dir,
-        }
-    }
-
-    pub fn address(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends a signal to the broker (SIGSTOP freezes it with its sockets open).
-    pub fn signal(&self, signal: i32) {
-        if let Some(child) = &self.child {
-            // SAFETY: plain kill(2) on our own child's pid.
-            unsafe { libc::kill(child.id() as i32, signal) };
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for MosquittoBroker {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

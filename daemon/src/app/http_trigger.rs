@@ -1,15 +1,16 @@
 //! `[[trigger.http]]` entries -> `HttpTrigger`s: ids (given or generated), routes and
 //! their uniqueness, executors, and handlers (a component, inline or by id, or a static
-//! response). A new trigger type (redis, mqtt) gets a sibling file like this one.
+//! response). Ids and component references are shared with the other trigger types
+//! (`component_ref`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Result;
 
+use super::component_ref;
 use super::diag::Ctx;
-use super::manifest::{self, ComponentRef, RouteSpec};
-use super::resolve::resolve_component;
+use super::manifest::{self, RouteSpec};
 use super::{AppVariable, Component, HttpHandler, HttpTrigger, Route, StaticResponse};
 
 pub fn resolve(
@@ -19,38 +20,15 @@ pub fn resolve(
     base_dir: &Path,
     variables: &BTreeMap<String, AppVariable>,
 ) -> Result<Vec<HttpTrigger>> {
-    // Explicit ids first, so generated ids can steer clear of them.
-    let mut used = BTreeSet::new();
-    for (i, t) in raw.iter().enumerate() {
-        if let Some(id) = &t.id {
-            if id.is_empty() {
-                return Err(ctx.err(format_args!("trigger.http[{i}]"), "`id` must not be empty"));
-            }
-            if !used.insert(id.clone()) {
-                return Err(ctx.err(
-                    format_args!("trigger.http[{i}] (id {id:?})"),
-                    "another trigger already has this id",
-                ));
-            }
-        }
-    }
-
+    let ids = component_ref::trigger_ids(
+        ctx,
+        "http",
+        raw.iter().map(|t| (t.id.as_ref(), t.component.as_ref())),
+    )?;
     let mut out = Vec::with_capacity(raw.len());
     // Route shape -> (index, id, route as written), for duplicate detection.
     let mut seen_routes: HashMap<String, (usize, String, String)> = HashMap::new();
-    for (i, t) in raw.into_iter().enumerate() {
-        let id = match &t.id {
-            Some(id) => id.clone(),
-            None => {
-                let base = match &t.component {
-                    Some(ComponentRef::Id(c)) => format!("trigger-{c}"),
-                    _ => format!("trigger-{i}"),
-                };
-                let id = unique(&used, base, i);
-                used.insert(id.clone());
-                id
-            }
-        };
+    for (i, (t, id)) in raw.into_iter().zip(ids).enumerate() {
         let place = format!("trigger.http[{i}] (id {id:?})");
 
         if t.components.is_some() {
@@ -98,47 +76,13 @@ pub fn resolve(
             (None, Some(s)) => {
                 HttpHandler::Static(static_response(s).map_err(|e| ctx.err(&place, e))?)
             }
-            (Some(ComponentRef::Id(c)), None) => {
-                if !components.contains_key(&c) {
-                    return Err(ctx.err(
-                        &place,
-                        format_args!("component {c:?} is not defined (no [component.{c}])"),
-                    ));
-                }
-                HttpHandler::Component(c)
-            }
-            (Some(ComponentRef::Inline(raw)), None) => {
-                let cid = format!("{id}-component");
-                let cplace = format!("{place}: inline component");
-                if components.contains_key(&cid) {
-                    return Err(ctx.err(
-                        &cplace,
-                        format_args!("its generated id {cid:?} clashes with [component.{cid}]; rename one of them"),
-                    ));
-                }
-                let c =
-                    resolve_component(ctx, &cplace, cid.clone(), *raw, base_dir, variables, true)?;
-                components.insert(cid.clone(), c);
-                HttpHandler::Component(cid)
-            }
+            (Some(component), None) => HttpHandler::Component(component_ref::resolve_ref(
+                ctx, &place, &id, component, components, base_dir, variables,
+            )?),
         };
         out.push(HttpTrigger { id, route, handler });
     }
     Ok(out)
-}
-
-fn unique(used: &BTreeSet<String>, base: String, i: usize) -> String {
-    if !used.contains(&base) {
-        return base;
-    }
-    let mut n = i;
-    loop {
-        let candidate = format!("{base}-{n}");
-        if !used.contains(&candidate) {
-            return candidate;
-        }
-        n += 1;
-    }
 }
 
 fn check_executor(t: &toml::Table) -> Result<(), String> {
@@ -197,12 +141,5 @@ mod tests {
         );
         assert!(check_executor(&t("type = \"http\"\nargv = \"x\"")).is_err());
         assert!(check_executor(&t("kind = \"http\"")).is_err());
-    }
-
-    #[test]
-    fn generated_ids_are_unique() {
-        let used: BTreeSet<String> = ["trigger-a".to_string(), "trigger-a-1".to_string()].into();
-        assert_eq!(unique(&used, "trigger-b".into(), 1), "trigger-b");
-        assert_eq!(unique(&used, "trigger-a".into(), 1), "trigger-a-2");
     }
 }

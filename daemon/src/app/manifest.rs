@@ -50,6 +50,8 @@ pub struct Application {
 #[derive(Debug, Default, Deserialize)]
 pub struct AppTriggers {
     pub http: Option<AppHttpTrigger>,
+    pub redis: Option<AppRedisTrigger>,
+    pub mqtt: Option<AppMqttTrigger>,
     /// Settings of trigger types we do not run (yet); accepted so that a manifest
     /// written for Spin loads, and stored nowhere.
     #[serde(flatten)]
@@ -60,6 +62,28 @@ pub struct AppTriggers {
 #[serde(deny_unknown_fields)]
 pub struct AppHttpTrigger {
     pub base: Option<String>,
+}
+
+/// `[application.trigger.redis]`, as Spin has it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRedisTrigger {
+    pub address: Option<String>,
+}
+
+/// `[application.trigger.mqtt]`: the keys of Spin's MQTT trigger plugin, plus
+/// `client_id` (ours: the prefix of the persistent sessions' client ids).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppMqttTrigger {
+    pub address: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// Seconds; the plugin writes it as a string, an integer is accepted too.
+    pub keep_alive_interval: Option<toml::Value>,
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,12 +97,16 @@ pub struct Variable {
     pub description: Option<String>,
 }
 
-/// `[[trigger.<type>]]` arrays. A new trigger type (redis, mqtt) becomes a typed field
-/// here; until then its entries land in `other` and are reported as unsupported.
+/// `[[trigger.<type>]]` arrays. Types we do not run land in `other` and are
+/// reported as unsupported.
 #[derive(Debug, Default, Deserialize)]
 pub struct Triggers {
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
+    #[serde(default)]
+    pub redis: Vec<RedisTrigger>,
+    #[serde(default)]
+    pub mqtt: Vec<MqttTrigger>,
     #[serde(flatten)]
     pub other: BTreeMap<String, toml::Value>,
 }
@@ -95,6 +123,37 @@ pub struct HttpTrigger {
     /// Middleware chains: not supported.
     pub components: Option<toml::Value>,
     pub dependencies: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTrigger {
+    pub id: Option<String>,
+    pub channel: String,
+    pub component: ComponentRef,
+    pub address: Option<String>,
+    /// Where a message goes once every attempt failed (ours).
+    pub dead_letter_channel: Option<String>,
+    /// Messages handled at once by this trigger (ours).
+    pub concurrency: Option<i64>,
+    /// Tries per message; a failed handler is retried until this many (ours).
+    pub max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTrigger {
+    pub id: Option<String>,
+    pub component: ComponentRef,
+    pub topic: String,
+    /// "0", "1" or "2" in the plugin's manifests; an integer is accepted too.
+    pub qos: Option<toml::Value>,
+    /// Where a message goes once every attempt failed (ours).
+    pub dead_letter_topic: Option<String>,
+    /// Messages handled at once by this trigger (ours).
+    pub concurrency: Option<i64>,
+    /// Tries per message; a failed handler is retried until this many (ours).
+    pub max_attempts: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

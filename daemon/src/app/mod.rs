@@ -4,23 +4,30 @@
 //! error that names the file, the place and the problem.
 //!
 //! Parts: `manifest` (raw serde model), `parse` (TOML -> raw, version check), `resolve`
-//! (raw -> `App`; components), `http_trigger` (HTTP triggers), `route`, `files`, `names`,
-//! `template`, `diag` (error wording).
+//! (raw -> `App`; components), `http_trigger`, `redis_trigger`, `mqtt_trigger` (one per
+//! trigger type) with `component_ref` (what they share) and `delivery` (pub/sub
+//! settings), `route`, `files`, `names`, `template`, `diag` (error wording).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+mod component_ref;
+pub mod delivery;
 mod diag;
 mod files;
 mod http_trigger;
 pub mod manifest;
+pub mod mqtt_trigger;
 mod names;
 mod parse;
+pub mod redis_trigger;
 mod resolve;
 pub mod route;
 pub mod template;
 pub mod variables;
 
+pub use delivery::Delivery;
 pub use route::{Route, Segment};
 
 /// File name looked up when `load` is given a folder.
@@ -42,6 +49,12 @@ pub struct App {
     pub components: BTreeMap<String, Component>,
     /// In manifest order.
     pub http_triggers: Vec<HttpTrigger>,
+    /// In manifest order.
+    pub redis_triggers: Vec<RedisTrigger>,
+    /// `[application.trigger.mqtt]`: present if there are MQTT triggers.
+    pub mqtt_broker: Option<MqttBroker>,
+    /// In manifest order.
+    pub mqtt_triggers: Vec<MqttTrigger>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +96,43 @@ pub struct HttpTrigger {
     pub id: String,
     pub route: Route,
     pub handler: HttpHandler,
+}
+
+/// `[[trigger.redis]]`: messages on one channel go to one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    pub id: String,
+    pub component: String,
+    pub channel: String,
+    /// The trigger's `address`, else the app's; templates rendered by `variables::resolve`.
+    pub address: String,
+    pub dead_letter_channel: Option<String>,
+    pub delivery: Delivery,
+}
+
+/// `[application.trigger.mqtt]`: the broker every MQTT trigger subscribes at.
+/// Templates in these strings are rendered by `variables::resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttBroker {
+    pub address: String,
+    pub username: String,
+    pub password: String,
+    pub keep_alive: Duration,
+    /// Prefix of each trigger's client id (`<prefix>-<trigger id>`).
+    pub client_id: String,
+}
+
+/// `[[trigger.mqtt]]`: messages matching one topic filter go to one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttTrigger {
+    pub id: String,
+    pub component: String,
+    /// A topic filter (`+` and `#` wildcards); templates rendered by `variables::resolve`.
+    pub topic: String,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    pub dead_letter_topic: Option<String>,
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,3 +214,5 @@ impl App {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pubsub;

@@ -42,12 +42,16 @@ pub fn resolve(
 
     let variables = resolve_variables(ctx, variables)?;
 
-    // Only HTTP runs today. Redis and MQTT become typed fields of `manifest::Triggers`
-    // and get their own resolve step; until then say so instead of ignoring them.
     if let Some(kind) = trigger.other.keys().next() {
         return Err(ctx.err(
             format_args!("trigger.{kind}"),
-            format_args!("trigger type {kind:?} is not supported yet"),
+            format_args!("trigger type {kind:?} is not supported"),
+        ));
+    }
+    if let Some(kind) = application.trigger.other.keys().next() {
+        return Err(ctx.err(
+            format_args!("application.trigger.{kind}"),
+            format_args!("trigger type {kind:?} is not supported"),
         ));
     }
 
@@ -61,6 +65,23 @@ pub fn resolve(
 
     let http_triggers =
         super::http_trigger::resolve(ctx, trigger.http, &mut components, &base_dir, &variables)?;
+    let redis_triggers = super::redis_trigger::resolve(
+        ctx,
+        application.trigger.redis,
+        trigger.redis,
+        &mut components,
+        &base_dir,
+        &variables,
+    )?;
+    let (mqtt_broker, mqtt_triggers) = super::mqtt_trigger::resolve(
+        ctx,
+        &application.name,
+        application.trigger.mqtt,
+        trigger.mqtt,
+        &mut components,
+        &base_dir,
+        &variables,
+    )?;
 
     Ok(App {
         name: application.name,
@@ -73,6 +94,9 @@ pub fn resolve(
         variables,
         components,
         http_triggers,
+        redis_triggers,
+        mqtt_broker,
+        mqtt_triggers,
     })
 }
 

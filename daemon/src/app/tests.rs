@@ -8,7 +8,7 @@ use super::*;
 const HEAD: &str = "spin_manifest_version = 2\n\n[application]\nname = \"demo\"\n";
 
 /// An app folder holding `spin.toml` (= `manifest`) and the given files.
-fn app_dir(manifest: &str, files: &[&str]) -> tempfile::TempDir {
+pub(super) fn app_dir(manifest: &str, files: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for f in files {
         let p = dir.path().join(f);
@@ -19,20 +19,20 @@ fn app_dir(manifest: &str, files: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-fn load_ok(manifest: &str, files: &[&str]) -> (App, tempfile::TempDir) {
+pub(super) fn load_ok(manifest: &str, files: &[&str]) -> (App, tempfile::TempDir) {
     let dir = app_dir(manifest, files);
     let app = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     (app, dir)
 }
 
 /// The error for `manifest`, with the temp folder replaced by `APP` for readability.
-fn load_err(manifest: &str, files: &[&str]) -> String {
+pub(super) fn load_err(manifest: &str, files: &[&str]) -> String {
     let dir = app_dir(manifest, files);
     let e = load(&dir.path().join("spin.toml")).unwrap_err().to_string();
     e.replace(&dir.path().display().to_string(), "APP")
 }
 
-fn with_head(rest: &str) -> String {
+pub(super) fn with_head(rest: &str) -> String {
     format!("{HEAD}{rest}")
 }
 
@@ -264,7 +264,8 @@ fn error_messages() {
         ),
         (
             "[[trigger.redis]]\nchannel = \"x\"\ncomponent = \"hello\"\n",
-            "APP/spin.toml: trigger.redis: trigger type \"redis\" is not supported yet",
+            "APP/spin.toml: trigger.redis[0] (id \"trigger-hello\"): no `address`, and no \
+             [application.trigger.redis] address to fall back on",
         ),
         (
             "[[trigger.http]]\nroute = \"/\"\ncomponent = \"nope\"\n",
@@ -545,8 +546,8 @@ fn rejections() {
             "clashes with [component.t-component]",
         ),
         (
-            with_head("[[trigger.mqtt]]\ncomponent = \"x\"\n"),
-            "trigger.mqtt: trigger type \"mqtt\" is not supported yet",
+            with_head("[[trigger.sqs]]\ncomponent = \"x\"\n"),
+            "trigger.sqs: trigger type \"sqs\" is not supported",
         ),
     ];
     for (manifest, want) in &cases {

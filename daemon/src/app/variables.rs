@@ -1,6 +1,7 @@
 //! Resolving variables: every app variable gets its value from the first
 //! provider that has one, then each component's `variables` and templated
-//! `allowed_outbound_hosts` are rendered with those values.
+//! `allowed_outbound_hosts`, and the pub/sub triggers' addresses, credentials
+//! and topics, are rendered with those values.
 //!
 //! Providers, first match wins: `--variable NAME=VALUE` (or `@file.json` /
 //! `@file.toml` holding a table of them), the environment variable
@@ -14,7 +15,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{App, template};
+use super::{App, mqtt_trigger, redis_trigger, template};
 
 /// Values given on the command line, by variable name.
 #[derive(Debug, Default, Clone)]
@@ -126,6 +127,59 @@ pub fn resolve(
             *host = template::render(host, lookup)
                 .map_err(|e| anyhow::anyhow!("{place}: allowed_outbound_hosts: {e}"))?;
         }
+    }
+    render_triggers(app, &shown, &lookup)
+}
+
+/// Renders the templates pub/sub triggers allow (addresses, credentials, topics) and
+/// checks the values, which could not be checked before.
+fn render_triggers(
+    app: &mut App,
+    shown: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let render =
+        |place: &str, key: &str, value: &mut String, check: fn(&str) -> Result<(), String>| {
+            if !template::has_template(value) {
+                return Ok(());
+            }
+            let rendered = template::render(value, lookup)
+                .and_then(|v| check(&v).map(|()| v))
+                .map_err(|e| anyhow::anyhow!("{shown}: {place}: {key} {value:?}: {e}"))?;
+            *value = rendered;
+            anyhow::Ok(())
+        };
+    fn any(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+    for t in &mut app.redis_triggers {
+        let place = format!("trigger.redis (id {:?})", t.id);
+        render(
+            &place,
+            "address",
+            &mut t.address,
+            redis_trigger::check_address,
+        )?;
+    }
+    if let Some(broker) = &mut app.mqtt_broker {
+        let place = "application.trigger.mqtt";
+        render(
+            place,
+            "address",
+            &mut broker.address,
+            mqtt_trigger::check_address,
+        )?;
+        render(place, "username", &mut broker.username, any)?;
+        render(place, "password", &mut broker.password, any)?;
+    }
+    for t in &mut app.mqtt_triggers {
+        let place = format!("trigger.mqtt (id {:?})", t.id);
+        render(
+            &place,
+            "topic",
+            &mut t.topic,
+            mqtt_trigger::check_topic_filter,
+        )?;
     }
     Ok(())
 }

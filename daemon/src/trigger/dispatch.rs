@@ -1,0 +1,175 @@
+//! Hands pub/sub messages to their handlers: at most `concurrency` messages of
+//! one trigger are held at once (running or queued), and the messages of one
+//! key (an MQTT topic, a Redis channel) are handled one after the other, in
+//! the order they arrived, while different keys run side by side.
+//!
+//! `dispatch` waits while the trigger is at its limit. The caller is the loop
+//! that reads from the broker, so a full trigger stops reading instead of
+//! buffering without bound: backpressure reaches the broker.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+type Handler<M> = dyn Fn(M) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Messages waiting behind a running one, per key.
+type Queues<M> = HashMap<String, VecDeque<(M, OwnedSemaphorePermit)>>;
+
+pub struct Dispatcher<M> {
+    inner: Arc<Inner<M>>,
+}
+
+struct Inner<M> {
+    concurrency: u32,
+    permits: Arc<Semaphore>,
+    /// A key is present while a worker runs its messages.
+    queues: Mutex<Queues<M>>,
+    handler: Box<Handler<M>>,
+}
+
+impl<M: Send + 'static> Dispatcher<M> {
+    pub fn new<F, Fut>(concurrency: usize, handler: F) -> Self
+    where
+        F: Fn(M) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let concurrency = u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX);
+        Self {
+            inner: Arc::new(Inner {
+                concurrency,
+                permits: Arc::new(Semaphore::new(concurrency as usize)),
+                queues: Mutex::new(HashMap::new()),
+                handler: Box::new(move |m| Box::pin(handler(m))),
+            }),
+        }
+    }
+
+    /// Queues `message` under `key`, waiting first while the trigger holds
+    /// `concurrency` messages.
+    pub async fn dispatch(&self, key: &str, message: M) {
+        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
+            return; // never closed
+        };
+        {
+            let mut queues = self.inner.lock();
+            if let Some(queue) = queues.get_mut(key) {
+                queue.push_back((message, permit));
+                return;
+            }
+            queues.insert(key.to_string(), VecDeque::new());
+        }
+        tokio::spawn(self.inner.clone().run(key.to_string(), message, permit));
+    }
+
+    /// Waits, at most `timeout`, until every dispatched message was handled;
+    /// false if some were still running.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let all = self.inner.permits.acquire_many(self.inner.concurrency);
+        tokio::time::timeout(timeout, all).await.is_ok()
+    }
+
+    /// Messages held (running or queued) right now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.concurrency as usize - self.inner.permits.available_permits()
+    }
+}
+
+impl<M: Send + 'static> Inner<M> {
+    /// One key's worker: handles its messages until none are queued.
+    async fn run(self: Arc<Self>, key: String, mut message: M, mut permit: OwnedSemaphorePermit) {
+        loop {
+            // A handler that panics loses its own message only, not the key.
+            let handled = tokio::spawn((self.handler)(message)).await;
+            if let Err(e) = handled {
+                tracing::error!(key, "message handler failed: {e}");
+            }
+            drop(permit);
+            let next = {
+                let mut queues = self.lock();
+                match queues.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(next) => next,
+                    None => {
+                        queues.remove(&key);
+                        return;
+                    }
+                }
+            };
+            (message, permit) = next;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues<M>> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn one_key_in_order_keys_side_by_side_bounded() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let dispatcher = {
+            let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
+            Dispatcher::new(3, move |(key, n): (&'static str, u32)| {
+                let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    log.lock().unwrap().push((key, n));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+        };
+        for n in 0..20 {
+            let key = if n % 2 == 0 { "a" } else { "b" };
+            dispatcher.dispatch(key, (key, n)).await;
+            assert!(dispatcher.in_flight() <= 3);
+        }
+        assert!(dispatcher.drain(Duration::from_secs(5)).await);
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 20);
+        for key in ["a", "b"] {
+            let order: Vec<u32> = log
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, n)| *n)
+                .collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(order, sorted, "key {key} out of order");
+        }
+        // Two keys: both ran at once, never more than the two workers.
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_does_not_block_its_key() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let dispatcher = {
+            let done = done.clone();
+            Dispatcher::new(2, move |n: u32| {
+                let done = done.clone();
+                async move {
+                    assert!(n != 0, "poison");
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        for n in 0..3 {
+            dispatcher.dispatch("k", n).await;
+        }
+        assert!(dispatcher.drain(Duration::from_secs(5)).await);
+        assert_eq!(done.load(Ordering::SeqCst), 2);
+    }
+}

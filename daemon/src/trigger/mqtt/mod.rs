@@ -1,0 +1,57 @@
+//! The MQTT trigger (compatible with Spin's MQTT trigger plugin): each
+//! `[[trigger.mqtt]]` subscribes to its topic filter at the app's broker and
+//! hands every message to a fresh instance of its component.
+//!
+//! Delivery is at least once for QoS 1 and 2: each trigger keeps a persistent
+//! session (clean session off, a stable client id `<client_id>-<trigger id>`)
+//! and acknowledges a message only after its handler succeeded, or gave up
+//! after `max_attempts` (then the message goes to `dead_letter_topic` if set).
+//! A gateway that dies mid-message gets it again from the broker.
+
+mod guest;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::executor::Executor;
+use crate::shutdown::Shutdown;
+pub use guest::MqttGuest;
+
+/// Starts one session per `[[trigger.mqtt]]`. Fails before anything starts
+/// if a component does not export the MQTT handler. The tasks end after
+/// `shutdown`, once in-flight messages are handled (at most `drain_timeout`).
+pub fn start(
+    app: &App,
+    executor: &Executor,
+    instances: &Arc<Semaphore>,
+    deadline: Option<Duration>,
+    shutdown: &Shutdown,
+    drain_timeout: Duration,
+    tasks: &mut JoinSet<()>,
+) -> Result<()> {
+    let Some(broker) = &app.mqtt_broker else {
+        return Ok(());
+    };
+    let mut sessions = Vec::new();
+    for trigger in &app.mqtt_triggers {
+        let component = executor.component(&trigger.component).with_context(|| {
+            format!(
+                "MQTT trigger \"{}\": no component \"{}\"",
+                trigger.id, trigger.component
+            )
+        })?;
+        let guest = MqttGuest::new(component.clone(), instances.clone(), deadline)
+            .with_context(|| format!("MQTT trigger \"{}\"", trigger.id))?;
+        sessions.push(session::Session::new(broker, trigger, Arc::new(guest))?);
+    }
+    for session in sessions {
+        tasks.spawn(session.run(shutdown.clone(), drain_timeout));
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The MQTT trigger end to end, against a real mosquitto: routing by topic
+//! filter, replies through outbound MQTT, poison messages, a broker restart and
+//! a gateway killed mid-message (at least once: nothing is lost).
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Gateway, MosquittoBroker, MqttClient, Options, Received, examples};
+
+fn app() -> std::path::PathBuf {
+    examples().join("mqtt-triggered")
+}
+
+/// Starts the gateway on `broker` and waits until every trigger subscribed
+/// (or, with `resumed`, resumed its session).
+fn start(broker: &MosquittoBroker, resumed: bool) -> Gateway {
+    let variable = format!("broker={}", broker.address());
+    let gw = Gateway::start_with(
+        &app(),
+        Options {
+            args: &["--variable", &variable],
+            ..Options::default()
+        },
+    );
+    let ready = if resumed {
+        "resumed its session"
+    } else {
+        "subscribed"
+    };
+    for id in ["sensors", "alerts", "work"] {
+        let line = format!("MQTT trigger \"{id}\"");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !gw
+            .logs()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains(ready))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "trigger {id} not {ready}:\n{}",
+                gw.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    gw
+}
+
+fn has(received: &[Received], topic: &str, payload: &str) -> bool {
+    received
+        .iter()
+        .any(|(t, p)| t == topic && p == payload.as_bytes())
+}
+
+/// Waits until the gateway's log shows the component handled `topic`.
+fn handled(gw: &Gateway, topic: &str, timeout: Duration) -> bool {
+    gw.wait_for_log(&format!("mqtt-trigger: handled {topic} "), timeout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_reach_their_trigger_and_replies_come_back() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &["reply/#", "dead/#"]).await;
+    let gw = start(&broker, false);
+    client.publish("sensors/kitchen/temp", 1, "21.5").await;
+    client.publish("alerts/fire/floor/2", 0, "smoke").await;
+    client.publish("sensors/kitchen/humidity", 1, "40").await;
+    client.publish("work/7", 2, "job").await;
+    let received = client
+        .wait_until(Duration::from_secs(15), |r| {
+            has(r, "reply/sensors/kitchen/temp", "21.5")
+                && has(r, "reply/alerts/fire/floor/2", "smoke")
+                && has(r, "reply/work/7", "job")
+        })
+        .await;
+    assert!(
+        has(&received, "reply/sensors/kitchen/temp", "21.5"),
+        "{received:?}\n{}",
+        gw.logs()
+    );
+    assert!(
+        has(&received, "reply/alerts/fire/floor/2", "smoke"),
+        "{received:?}"
+    );
+    assert!(has(&received, "reply/work/7", "job"), "{received:?}");
+    // No filter matches sensors/+/humidity.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !client
+            .received()
+            .iter()
+            .any(|(t, _)| t.contains("humidity")),
+        "{:?}",
+        client.received()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_ends_in_the_dead_letter_topic_and_the_topic_moves_on() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &["reply/#", "dead/#"]).await;
+    let gw = start(&broker, false);
+    client.publish("sensors/p/temp", 1, "trap").await;
+    client.publish("sensors/p/temp", 1, "fail").await;
+    client.publish("sensors/p/temp", 1, "after").await;
+    let received = client
+        .wait_until(Duration::from_secs(20), |r| {
+            has(r, "dead/sensors", "trap")
+                && has(r, "dead/sensors", "fail")
+                && has(r, "reply/sensors/p/temp", "after")
+        })
+        .await;
+    assert!(
+        has(&received, "dead/sensors", "trap"),
+        "{received:?}\n{}",
+        gw.logs()
+    );
+    assert!(
+        has(&received, "dead/sensors", "fail"),
+        "{received:?}\n{}",
+        gw.logs()
+    );
+    assert!(
+        has(&received, "reply/sensors/p/temp", "after"),
+        "{received:?}"
+    );
+    // In order: the poison messages did not let "after" overtake them.
+    let order: Vec<&[u8]> = received
+        .iter()
+        .filter(|(t, _)| t == "dead/sensors" || t == "reply/sensors/p/temp")
+        .map(|(_, p)| p.as_slice())
+        .collect();
+    assert_eq!(order, [&b"trap"[..], b"fail", b"after"]);
+    let logs = gw.logs();
+    assert!(logs.contains("attempt 1 of 2 failed"), "{logs}");
+    assert!(logs.contains("moved to the dead-letter topic"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_topic_is_handled_in_order_under_a_flood() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &["reply/#"]).await;
+    let gw = start(&broker, false);
+    const N: usize = 200;
+    for i in 0..N {
+        client.publish("work/flood", 1, format!("{i}")).await;
+    }
+    let received = client
+        .wait_until(Duration::from_secs(60), |r| r.len() >= N)
+        .await;
+    let got: Vec<usize> = received
+        .iter()
+        .map(|(_, p)| String::from_utf8_lossy(p).parse().unwrap())
+        .collect();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_restart_loses_no_qos1_message() {
+    let mut broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &[]).await;
+    let gw = start(&broker, false);
+    // Slow messages, so some are in the gateway's hands, unacknowledged, when
+    // the broker goes away.
+    for i in 0..10 {
+        client
+            .publish(&format!("sensors/{i}/temp"), 1, "sleep:300")
+            .await;
+    }
+    client.flush().await;
+    broker.restart(Duration::from_millis(500));
+    assert!(
+        gw.wait_for_log("reconnected after", Duration::from_secs(15)),
+        "{}",
+        gw.logs()
+    );
+    let client = MqttClient::connect(broker.port, &[]).await;
+    for i in 10..20 {
+        client
+            .publish(&format!("sensors/{i}/temp"), 1, "after")
+            .await;
+    }
+    client.flush().await;
+    for i in 0..20 {
+        assert!(
+            handled(&gw, &format!("sensors/{i}/temp"), Duration::from_secs(30)),
+            "message {i} never handled:\n{}",
+            gw.logs()
+        );
+    }
+    // The broker kept the session: nothing had to be subscribed again.
+    assert!(
+        gw.logs().contains("MQTT trigger \"sensors\" (")
+            && gw.logs().contains("resumed its session"),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_in_flight_when_the_gateway_is_killed_are_handled_after_restart() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &[]).await;
+    let first = start(&broker, false);
+    for i in 0..6 {
+        client
+            .publish(&format!("sensors/k{i}/temp"), 1, "sleep:2000")
+            .await;
+    }
+    client.flush().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.signal(libc::SIGKILL);
+    let before = first.logs();
+    drop(first);
+    assert!(!before.contains("mqtt-trigger: handled"), "{before}");
+    let second = start(&broker, true);
+    for i in 0..6 {
+        assert!(
+            handled(
+                &second,
+                &format!("sensors/k{i}/temp"),
+                Duration::from_secs(30)
+            ),
+            "message {i} lost with the killed gateway:\n{}",
+            second.logs()
+        );
+    }
+}
+
+/// The README's demo: votes over HTTP become MQTT messages, an MQTT-triggered
+/// component counts them in key-value, another HTTP route reads the counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whiskers_demo_counts_votes() {
+    let broker = MosquittoBroker::start();
+    let variable = format!("mqtt_address={}", broker.address());
+    let gw = Gateway::start_with(
+        &examples().join("whiskers"),
+        Options {
+            args: &["--variable", &variable],
+            ..Options::default()
+        },
+    );
+    assert!(
+        gw.wait_for_log("subscribed", Duration::from_secs(15)),
+        "{}",
+        gw.logs()
+    );
+    let client = harness::client();
+    for animal in ["cat", "cat", "dog", "cat", "chicken"] {
+        let response = client
+            .post(gw.url(&format!("/vote/{animal}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{}", gw.logs());
+    }
+    let bad = client.post(gw.url("/vote/unicorn")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let want = r#"{"cat":3,"dog":1,"rabbit":0,"chicken":1}"#;
+    let mut scores = String::new();
+    for _ in 0..100 {
+        scores = harness::get(&gw.url("/scores")).await.1;
+        if scores.trim() == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(scores.trim(), want, "{}", gw.logs());
+}
