@@ -16,10 +16,14 @@ fn app() -> std::path::PathBuf {
 /// (or, with `resumed`, resumed its session).
 fn start(broker: &MosquittoBroker, resumed: bool) -> Gateway {
     let variable = format!("broker={}", broker.address());
+    start_with(&["--variable", &variable], resumed)
+}
+
+fn start_with(args: &[&str], resumed: bool) -> Gateway {
     let gw = Gateway::start_with(
         &app(),
         Options {
-            args: &["--variable", &variable],
+            args,
             ..Options::default()
         },
     );
@@ -267,4 +271,116 @@ async fn the_whiskers_demo_counts_votes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(scores.trim(), want, "{}", gw.logs());
+}
+
+/// SIGTERM: the message being handled finishes and is acknowledged (a later
+/// gateway does not get it again), and the process exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_message_in_hand_finish() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &[]).await;
+    let mut first = start(&broker, false);
+    client.publish("sensors/drain/temp", 1, "sleep:1000").await;
+    client.flush().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.signal(libc::SIGTERM);
+    let exit = first
+        .wait(Duration::from_secs(15))
+        .expect("gatewayd did not exit");
+    assert!(exit.success(), "{exit}\n{}", first.logs());
+    assert!(
+        first.logs().contains("handled sensors/drain/temp"),
+        "{}",
+        first.logs()
+    );
+    assert!(
+        first.logs().contains("waiting for 1 in-flight messages"),
+        "{}",
+        first.logs()
+    );
+    // Acknowledged before the goodbye: the session holds nothing for the next one.
+    let second = start(&broker, true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !second.logs().contains("handled sensors/drain/temp"),
+        "{}",
+        second.logs()
+    );
+}
+
+/// A trigger whose component does not export the MQTT handler stops the
+/// start, naming the trigger, the component and what was expected.
+#[test]
+fn a_component_without_the_handler_is_a_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = examples().join("target/wasm32-wasip2/release/hello.wasm");
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "wrong-export"
+[application.trigger.mqtt]
+address = "mqtt://127.0.0.1:1"
+[[trigger.mqtt]]
+id = "t"
+component = "web"
+topic = "a/b"
+qos = "1"
+[component.web]
+source = "{}"
+"#,
+            hello.display()
+        ),
+    )
+    .unwrap();
+    let failure = match Gateway::try_start(dir.path(), Options::default()) {
+        Ok(_) => panic!("started with a component that cannot handle MQTT messages"),
+        Err(failure) => failure,
+    };
+    assert!(
+        failure.contains("MQTT trigger \"t\"")
+            && failure.contains("component \"web\" exports no MQTT handler"),
+        "{failure}"
+    );
+}
+
+/// mqtts://: the trigger and the component's outbound MQTT both reach a
+/// broker whose certificate a private CA signed, given with --tls-ca-file.
+/// Without it, the gateway refuses the broker (and keeps retrying).
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_behind_tls_with_a_private_ca() {
+    let broker = MosquittoBroker::start_tls();
+    let client = MqttClient::connect(broker.port, &["reply/#"]).await;
+    let variable = format!("broker=mqtts://localhost:{}", broker.tls_port);
+    let ca = broker.ca_file().display().to_string();
+    let gw = start_with(&["--variable", &variable, "--tls-ca-file", &ca], false);
+    client.publish("sensors/tls/temp", 1, "secret").await;
+    let received = client
+        .wait_until(Duration::from_secs(15), |r| {
+            has(r, "reply/sensors/tls/temp", "secret")
+        })
+        .await;
+    assert!(
+        has(&received, "reply/sensors/tls/temp", "secret"),
+        "{received:?}\n{}",
+        gw.logs()
+    );
+    drop(gw);
+
+    let untrusting = Gateway::start_with(
+        &app(),
+        Options {
+            args: &["--variable", &variable],
+            ..Options::default()
+        },
+    );
+    assert!(
+        untrusting.wait_for_log("cannot connect", Duration::from_secs(10)),
+        "{}",
+        untrusting.logs()
+    );
+    let logs = untrusting.logs();
+    assert!(logs.to_lowercase().contains("certificate"), "{logs}");
+    assert!(!logs.contains("subscribed"), "{logs}");
 }

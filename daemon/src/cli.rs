@@ -76,6 +76,12 @@ pub struct UpArgs {
     #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub key_value: Vec<(String, String)>,
 
+    /// Trust the CA certificates in this PEM file for TLS broker connections
+    /// (mqtts://), besides the public roots (repeatable). For brokers whose
+    /// certificate comes from a private CA.
+    #[arg(long = "tls-ca-file", value_name = "PEM")]
+    pub tls_ca_files: Vec<PathBuf>,
+
     /// Set an environment variable for every component (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,

@@ -77,6 +77,16 @@ impl PreparedComponent {
     }
 }
 
+/// What the host capabilities of every component share.
+pub struct HostResources {
+    /// The app's key-value stores.
+    pub stores: Arc<Stores>,
+    /// The app's own HTTP listener, for `http://self`.
+    pub self_address: SelfAddress,
+    /// For `mqtts://` brokers.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
 /// All components of one loaded app.
 pub struct Executor {
     components: BTreeMap<String, Arc<PreparedComponent>>,
@@ -90,13 +100,12 @@ impl Executor {
         app: &App,
         cache: &CodeCache,
         state_dir: &Path,
-        stores: &Arc<Stores>,
-        self_address: &SelfAddress,
+        resources: &HostResources,
         limits: &InstanceLimits,
     ) -> Result<Self> {
         let linker = host::base_linker(engine)?;
         let redis_connections = Arc::new(RedisConnections::default());
-        let mqtt_connections = Arc::new(MqttConnections::default());
+        let mqtt_connections = Arc::new(MqttConnections::new(resources.tls.clone()));
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
@@ -129,10 +138,10 @@ impl Executor {
                 outbound_http: OutboundHttp::new(
                     id.clone(),
                     allowed_hosts.clone(),
-                    self_address.clone(),
+                    resources.self_address.clone(),
                 ),
                 variables: Variables::new(spec.variables.clone()),
-                key_value: KeyValue::new(&spec.key_value_stores, stores.clone()),
+                key_value: KeyValue::new(&spec.key_value_stores, resources.stores.clone()),
                 redis: Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone()),
                 mqtt: Mqtt::new(id.clone(), allowed_hosts, mqtt_connections.clone()),
             };

@@ -23,5 +23,6 @@ pub mod executor;
 pub mod host;
 pub mod runtime_config;
 pub mod shutdown;
+pub mod tls;
 pub mod trigger;
 pub mod up;

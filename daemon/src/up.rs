@@ -13,11 +13,12 @@ use crate::app::App;
 use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
-use crate::executor::{Executor, InstanceLimits};
+use crate::executor::{Executor, HostResources, InstanceLimits};
 use crate::host::key_value::{KeyValueLimits, Stores};
 use crate::host::outbound_http::SelfAddress;
 use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
+use crate::trigger::PubSubContext;
 use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
 use crate::trigger::reconnect::redact;
 
@@ -70,16 +71,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .await?;
     // Compiling is CPU-bound; keep it off the async workers' toes.
     let self_address = SelfAddress::default();
+    let tls = crate::tls::client_config(&args.tls_ca_files)?;
+    let resources = HostResources {
+        stores,
+        self_address: self_address.clone(),
+        tls: tls.clone(),
+    };
     let executor = tokio::task::block_in_place(|| {
-        Executor::load(
-            &engine,
-            &app,
-            &cache,
-            &state_dir,
-            &stores,
-            &self_address,
-            &limits,
-        )
+        Executor::load(&engine, &app, &cache, &state_dir, &resources, &limits)
     })?;
 
     let options = HttpOptions {
@@ -109,17 +108,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let _ = self_address.set(own);
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();
+    let context = PubSubContext {
+        instances: instances.clone(),
+        deadline: args.request_timeout.0,
+        shutdown: shutdown.clone(),
+        drain_timeout: args.drain_timeout,
+        tls: tls.clone(),
+    };
     let mut pubsub = JoinSet::new();
     for start in [crate::trigger::redis::start, crate::trigger::mqtt::start] {
-        start(
-            &app,
-            &executor,
-            &instances,
-            args.request_timeout.0,
-            &shutdown,
-            args.drain_timeout,
-            &mut pubsub,
-        )?;
+        start(&app, &executor, &context, &mut pubsub)?;
     }
     print_banner(&app, listeners.address(), &apps[0]);
 

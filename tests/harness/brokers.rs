@@ -94,37 +94,62 @@ impl Drop for RedisServer {
 pub struct MosquittoBroker {
     child: Option<Child>,
     pub port: u16,
+    /// The TLS listener's port, if started with [`MosquittoBroker::start_tls`].
+    pub tls_port: u16,
     dir: tempfile::TempDir,
 }
 
 impl MosquittoBroker {
     pub fn start() -> MosquittoBroker {
+        Self::start_with_listeners(false)
+    }
+
+    /// A broker with a second listener, on `tls_port`, speaking TLS with a
+    /// certificate for `localhost` / 127.0.0.1 signed by a private CA
+    /// (`ca_file`), made with the `openssl` tool.
+    pub fn start_tls() -> MosquittoBroker {
+        Self::start_with_listeners(true)
+    }
+
+    fn start_with_listeners(tls: bool) -> MosquittoBroker {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto drops to its own user, which must still
-        // be able to write its session file here.
+        // be able to write its session file here and read its key.
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )
         .unwrap();
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
+        let mut config = format!(
+            "per_listener_settings false\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nlistener {port} 127.0.0.1\n",
+            dir.path().display()
+        );
+        let mut tls_port = 0;
+        if tls {
+            tls_port = free_port();
+            make_certificates(dir.path());
+            let d = dir.path().display();
+            config.push_str(&format!(
+                "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\n\
+                 keyfile {d}/server.key\n"
+            ));
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
         let mut broker = MosquittoBroker {
             child: None,
             port,
+            tls_port,
             dir,
         };
         broker.spawn();
         broker
+    }
+
+    /// The private CA that signed the TLS listener's certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     fn spawn(&mut self) {
@@ -137,7 +162,9 @@ impl MosquittoBroker {
             .expect("starting mosquitto (apt-get install mosquitto)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let ready =
+            |port: u16| port == 0 || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        while !ready(self.port) || !ready(self.tls_port) {
             assert!(
                 Instant::now() < deadline,
                 "mosquitto did not start on port {}",
@@ -186,6 +213,47 @@ impl MosquittoBroker {
 impl Drop for MosquittoBroker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A CA (`ca.pem`) and a server certificate for localhost and 127.0.0.1
+/// (`server.pem`, `server.key`) in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running openssl");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let run = |line: String| openssl(&line.split_whitespace().collect::<Vec<_>>());
+    run(format!(
+        "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=gatewayd-test-CA"
+    ));
+    run(format!(
+        "req {ec} -keyout server.key -out server.csr -subj /CN=localhost"
+    ));
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile server.ext"
+            .to_string(),
+    );
+    for file in ["server.key", "ca.key"] {
+        std::fs::set_permissions(
+            dir.join(file),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
     }
 }
 

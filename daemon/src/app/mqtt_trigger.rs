@@ -146,15 +146,13 @@ fn keep_alive(value: &toml::Value) -> Result<Duration, String> {
     }
 }
 
-/// `mqtt://host[:port]` (port 1883 by default).
+/// `mqtt://host[:port]` (port 1883 by default) or `mqtts://host[:port]` (TLS, 8883).
 pub fn check_address(address: &str) -> Result<(), String> {
     let uri: http::Uri = address
         .parse()
         .map_err(|e| format!("not a URL ({e}); expected mqtt://host:port"))?;
-    match uri.scheme_str() {
-        Some("mqtt") => {}
-        Some("mqtts") => return Err("mqtts:// (TLS) is not supported yet; use mqtt://".into()),
-        _ => return Err("expected an mqtt://host:port address".into()),
+    if !matches!(uri.scheme_str(), Some("mqtt" | "mqtts")) {
+        return Err("expected an mqtt://host:port or mqtts://host:port address".into());
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err("has no host".into());
@@ -232,11 +230,7 @@ mod tests {
     fn addresses() {
         assert!(check_address("mqtt://127.0.0.1:1883").is_ok());
         assert!(check_address("mqtt://broker").is_ok());
-        assert!(
-            check_address("mqtts://broker:8883")
-                .unwrap_err()
-                .contains("TLS")
-        );
+        assert!(check_address("mqtts://broker:8883").is_ok());
         assert!(check_address("tcp://broker:1883").is_err());
     }
 }

@@ -106,11 +106,7 @@ fn bad_pubsub_settings_are_named() {
         (mqtt(ok_app, "topic = \"a\""), "`qos` is missing"),
         (
             mqtt("address = \"tcp://h\"", "topic = \"a\"\nqos = \"0\""),
-            "application.trigger.mqtt: address \"tcp://h\": expected an mqtt://host:port address",
-        ),
-        (
-            mqtt("address = \"mqtts://h\"", "topic = \"a\"\nqos = \"0\""),
-            "(TLS) is not supported yet",
+            "application.trigger.mqtt: address \"tcp://h\": expected an mqtt://host:port or mqtts://host:port address",
         ),
         (
             mqtt(

@@ -38,10 +38,10 @@ const QUEUE_CAPACITY: usize = 1000;
 type BrokerKey = (String, String, String, u64);
 
 /// The process-wide broker connections.
-#[derive(Default)]
 pub struct MqttConnections {
     by_key: Mutex<HashMap<BrokerKey, Arc<Broker>>>,
     next_id: AtomicU64,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// One broker connection: the client handle and the acknowledgement matcher.
@@ -51,8 +51,18 @@ struct Broker {
 }
 
 impl MqttConnections {
+    /// `tls` is used for `mqtts://` brokers.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            by_key: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            tls,
+        }
+    }
+
     async fn connect(
         &self,
+        scheme: &str,
         host: &str,
         port: u16,
         username: &str,
@@ -60,7 +70,7 @@ impl MqttConnections {
         keep_alive: u64,
     ) -> Result<Arc<Broker>, Failure> {
         let key = (
-            format!("{host}:{port}"),
+            format!("{scheme}://{host}:{port}"),
             username.to_string(),
             password.to_string(),
             keep_alive,
@@ -74,6 +84,7 @@ impl MqttConnections {
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let mut options = MqttOptions::new(id, host, port);
+        options.set_transport(crate::tls::mqtt_transport(scheme, &self.tls));
         options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
         if !username.is_empty() {
             options.set_credentials(username, password);
@@ -132,12 +143,13 @@ impl Mqtt {
     ) -> Result<MqttConnection, Failure> {
         let uri: http::Uri = address.parse().map_err(|_| Failure::InvalidAddress)?;
         let scheme = uri.scheme_str().ok_or(Failure::InvalidAddress)?;
-        if scheme != "mqtt" {
-            // mqtts (TLS) needs a TLS stack in rumqttc; not built in yet.
+        if scheme != "mqtt" && scheme != "mqtts" {
             return Err(Failure::InvalidAddress);
         }
         let host = uri.host().ok_or(Failure::InvalidAddress)?;
-        let port = uri.port_u16().unwrap_or(1883);
+        let port = uri
+            .port_u16()
+            .unwrap_or(crate::tls::mqtt_default_port(scheme));
         if !self.allowed.allows(scheme, host, Some(port)) {
             tracing::warn!(
                 component = &*self.component_id,
@@ -149,7 +161,7 @@ impl Mqtt {
         }
         let broker = self
             .connections
-            .connect(host, port, username, password, keep_alive)
+            .connect(scheme, host, port, username, password, keep_alive)
             .await?;
         Ok(MqttConnection { broker })
     }

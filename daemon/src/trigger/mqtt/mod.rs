@@ -12,15 +12,13 @@ mod guest;
 mod session;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::PubSubContext;
 use crate::app::App;
 use crate::executor::Executor;
-use crate::shutdown::Shutdown;
 pub use guest::MqttGuest;
 
 /// Starts one session per `[[trigger.mqtt]]`. Fails before anything starts
@@ -29,10 +27,7 @@ pub use guest::MqttGuest;
 pub fn start(
     app: &App,
     executor: &Executor,
-    instances: &Arc<Semaphore>,
-    deadline: Option<Duration>,
-    shutdown: &Shutdown,
-    drain_timeout: Duration,
+    context: &PubSubContext,
     tasks: &mut JoinSet<()>,
 ) -> Result<()> {
     let Some(broker) = &app.mqtt_broker else {
@@ -46,12 +41,21 @@ pub fn start(
                 trigger.id, trigger.component
             )
         })?;
-        let guest = MqttGuest::new(component.clone(), instances.clone(), deadline)
-            .with_context(|| format!("MQTT trigger \"{}\"", trigger.id))?;
-        sessions.push(session::Session::new(broker, trigger, Arc::new(guest))?);
+        let guest = MqttGuest::new(
+            component.clone(),
+            context.instances.clone(),
+            context.deadline,
+        )
+        .with_context(|| format!("MQTT trigger \"{}\"", trigger.id))?;
+        sessions.push(session::Session::new(
+            broker,
+            trigger,
+            Arc::new(guest),
+            &context.tls,
+        )?);
     }
     for session in sessions {
-        tasks.spawn(session.run(shutdown.clone(), drain_timeout));
+        tasks.spawn(session.run(context.shutdown.clone(), context.drain_timeout));
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::MqttGuest;
 use crate::app::{MqttBroker, MqttTrigger};
 use crate::shutdown::Shutdown;
+use crate::tls;
 use crate::trigger::dispatch::Dispatcher;
 use crate::trigger::reconnect::{Reconnect, redact};
 use crate::trigger::retry;
@@ -56,16 +57,23 @@ enum Outgoing {
 }
 
 impl Session {
-    pub fn new(broker: &MqttBroker, trigger: &MqttTrigger, guest: Arc<MqttGuest>) -> Result<Self> {
+    pub fn new(
+        broker: &MqttBroker,
+        trigger: &MqttTrigger,
+        guest: Arc<MqttGuest>,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Self> {
         let uri: http::Uri = broker.address.parse()?;
+        let scheme = uri.scheme_str().unwrap_or("mqtt");
         let host = uri.host().unwrap_or_default();
-        let port = uri.port_u16().unwrap_or(1883);
+        let port = uri.port_u16().unwrap_or(tls::mqtt_default_port(scheme));
         let client_id = format!("{}-{}", broker.client_id, trigger.id);
         let mut options = MqttOptions::new(client_id.clone(), host, port);
         // A persistent session: while we are away the broker keeps our
         // subscription and the QoS 1/2 messages we have not acknowledged.
         options.set_clean_session(false);
         options.set_manual_acks(true);
+        options.set_transport(tls::mqtt_transport(scheme, tls));
         options.set_keep_alive(broker.keep_alive);
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         if !broker.username.is_empty() {

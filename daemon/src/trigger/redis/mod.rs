@@ -10,15 +10,13 @@ mod guest;
 mod subscription;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::PubSubContext;
 use crate::app::App;
 use crate::executor::Executor;
-use crate::shutdown::Shutdown;
 pub use guest::RedisGuest;
 
 /// Starts one subscription per `[[trigger.redis]]`. Fails before anything
@@ -27,10 +25,7 @@ pub use guest::RedisGuest;
 pub fn start(
     app: &App,
     executor: &Executor,
-    instances: &Arc<Semaphore>,
-    deadline: Option<Duration>,
-    shutdown: &Shutdown,
-    drain_timeout: Duration,
+    context: &PubSubContext,
     tasks: &mut JoinSet<()>,
 ) -> Result<()> {
     let mut subscriptions = Vec::new();
@@ -41,12 +36,16 @@ pub fn start(
                 trigger.id, trigger.component
             )
         })?;
-        let guest = RedisGuest::new(component.clone(), instances.clone(), deadline)
-            .with_context(|| format!("Redis trigger \"{}\"", trigger.id))?;
+        let guest = RedisGuest::new(
+            component.clone(),
+            context.instances.clone(),
+            context.deadline,
+        )
+        .with_context(|| format!("Redis trigger \"{}\"", trigger.id))?;
         subscriptions.push(subscription::Subscription::new(trigger, Arc::new(guest))?);
     }
     for subscription in subscriptions {
-        tasks.spawn(subscription.run(shutdown.clone(), drain_timeout));
+        tasks.spawn(subscription.run(context.shutdown.clone(), context.drain_timeout));
     }
     Ok(())
 }
