@@ -26,3 +26,4 @@ pub mod shutdown;
 pub mod tls;
 pub mod trigger;
 pub mod up;
+pub mod update;

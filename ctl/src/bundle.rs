@@ -1,0 +1,195 @@
+//! `gatewayctl bundle`: a Spin app's spin.toml, plus exactly the components
+//! and files it references, packed with a signed manifest (see
+//! `gatewayd::update::bundle` for the format). Files keep their places
+//! relative to one another under the folder that holds them all, so the
+//! bundled spin.toml is the user's file, byte for byte.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Cursor, Read as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use gatewayd::update::bundle::{
+    self, APP_DIR, BundleManifest, FORMAT, FileEntry, Limits, MANIFEST, SIGNATURE,
+};
+use gatewayd::update::keys::{TrustedKeys, key_id};
+use gatewayd::update::reader::{self, hex};
+use sha2::{Digest as _, Sha256};
+
+pub fn run(path: &Path, key: &Path, version: Option<&str>, output: &Path) -> Result<()> {
+    let app = gatewayd::app::load(path)?;
+    let version = match version.or(app.version.as_deref()) {
+        Some(v) => v.to_string(),
+        None => bail!(
+            "{}: no version: pass --version or set [application] version",
+            app.manifest_path.display()
+        ),
+    };
+    semver::Version::parse(&version).map_err(|e| {
+        anyhow!("version {version:?} is not a semantic version such as 1.2.3 ({e})")
+    })?;
+
+    let mut sources = BTreeSet::new();
+    sources.insert(app.manifest_path.clone());
+    for component in app.components.values() {
+        sources.insert(canonical(&component.source)?);
+        for file in &component.files {
+            sources.insert(canonical(&file.source)?);
+        }
+    }
+    let root = common_folder(&sources);
+    let mut files = Vec::new();
+    for source in &sources {
+        files.push((relative(&root, source)?, source.clone()));
+    }
+    let entries = files
+        .iter()
+        .map(|(path, source)| describe(path, source))
+        .collect::<Result<Vec<_>>>()?;
+    let manifest = BundleManifest {
+        format: FORMAT,
+        app: app.name.clone(),
+        version: version.clone(),
+        manifest: relative(&root, &app.manifest_path)?,
+        files: entries,
+    };
+    let text = manifest.to_toml();
+    BundleManifest::parse(&text, &Limits::default()).map_err(|e| anyhow!("{e}"))?;
+
+    let secret = crate::keys::load_secret(key)?;
+    let comment = format!("gatewayd bundle: app {} version {version}", app.name);
+    let signature = minisign::sign(
+        None,
+        &secret,
+        Cursor::new(text.as_bytes()),
+        Some(&comment),
+        None,
+    )
+    .map_err(|e| anyhow!("signing with {}: {e}", key.display()))?;
+
+    let partial = output.with_extension("partial");
+    write(&partial, &text, &signature.into_string(), &files)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    // Check what was written with the key it was signed with: a file that
+    // changed while it was packed would otherwise ship a bundle no gateway takes.
+    let public = minisign::PublicKey::from_secret_key(&secret).map_err(|e| anyhow!("{e}"))?;
+    let public_file = partial.with_extension("pub");
+    std::fs::write(
+        &public_file,
+        public.to_box().map_err(|e| anyhow!("{e}"))?.to_bytes(),
+    )?;
+    let checked = TrustedKeys::load(std::slice::from_ref(&public_file))
+        .and_then(|keys| reader::verify(&partial, &keys, &Limits::default()));
+    let _ = std::fs::remove_file(&public_file);
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.context("the bundle just written does not verify (did a file change?)"));
+    }
+    std::fs::rename(&partial, output)
+        .with_context(|| format!("moving the bundle to {}", output.display()))?;
+    let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
+    println!(
+        "{}: app \"{}\" version {version}, {} files ({bytes} bytes), signed by key {}",
+        output.display(),
+        app.name,
+        manifest.files.len(),
+        key_id(public.keynum())
+    );
+    Ok(())
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("{}: cannot resolve", path.display()))
+}
+
+/// The deepest folder that holds every file.
+fn common_folder(files: &BTreeSet<PathBuf>) -> PathBuf {
+    let mut iter = files.iter();
+    let first = iter
+        .next()
+        .and_then(|p| p.parent())
+        .unwrap_or(Path::new("/"));
+    let mut root = first.to_path_buf();
+    for file in iter {
+        while !file.starts_with(&root) {
+            if !root.pop() {
+                break;
+            }
+        }
+    }
+    root
+}
+
+fn relative(root: &Path, file: &Path) -> Result<String> {
+    let rest = file
+        .strip_prefix(root)
+        .map_err(|_| anyhow!("{} is outside {}", file.display(), root.display()))?;
+    let parts: Vec<&str> = rest
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_str()
+                .ok_or_else(|| anyhow!("{}: not UTF-8", file.display()))
+        })
+        .collect::<Result<_>>()?;
+    let path = parts.join("/");
+    bundle::check_path(&path).map_err(|e| anyhow!("{}: cannot be bundled: {e}", file.display()))?;
+    Ok(path)
+}
+
+fn describe(path: &str, source: &Path) -> Result<FileEntry> {
+    let mut file = File::open(source).with_context(|| format!("reading {}", source.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok(FileEntry {
+        path: path.to_string(),
+        size,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+/// The archive: manifest, signature, then the files in manifest order, with
+/// fixed owners, modes and times so that equal inputs give equal bundles.
+fn write(
+    output: &Path,
+    manifest: &str,
+    signature: &str,
+    files: &[(String, PathBuf)],
+) -> Result<()> {
+    let file = File::create(output)?;
+    let gzip = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut archive = tar::Builder::new(gzip);
+    append(&mut archive, MANIFEST, manifest.as_bytes())?;
+    append(&mut archive, SIGNATURE, signature.as_bytes())?;
+    for (path, source) in files {
+        let bytes =
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        append(&mut archive, &format!("{APP_DIR}{path}"), &bytes)?;
+    }
+    let file = archive.into_inner()?.finish()?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn append(archive: &mut tar::Builder<impl std::io::Write>, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive.append_data(&mut header, name, bytes)?;
+    Ok(())
+}
