@@ -52,6 +52,7 @@ pub fn run(path: &Path, key: &Path, version: Option<&str>, output: &Path) -> Res
         app: app.name.clone(),
         version: version.clone(),
         manifest: relative(&root, &app.manifest_path)?,
+        health_route: None,
         files: entries,
     };
     let text = manifest.to_toml();

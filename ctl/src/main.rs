@@ -1,9 +1,16 @@
 //! `gatewayctl`: the operator's side of gatewayd. Makes signing keys, builds
-//! signed bundles from Spin apps and checks them offline.
+//! signed bundles from Spin apps and checks them offline; pushes them to a
+//! running gatewayd, asks its status and rolls it back over its admin API.
+//! This file only parses the command line and dispatches.
 
+mod admin_client;
 mod bundle;
 mod keygen;
 mod keys;
+mod outcome;
+mod push;
+mod rollback;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -11,8 +18,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use admin_client::Connection;
+
 #[derive(Parser)]
-#[command(name = "gatewayctl", version, about)]
+#[command(
+    name = "gatewayctl",
+    version,
+    about = "The operator's side of gatewayd: signing keys, signed app bundles, pushes, status, rollback"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,6 +76,51 @@ enum Command {
         #[arg(long = "pubkey", value_name = "KEY", required = true)]
         pubkeys: Vec<PathBuf>,
     },
+    /// Send something to a running gatewayd.
+    #[command(after_help = "Example:\n  gatewayctl push bundle hello.bundle")]
+    Push {
+        #[command(subcommand)]
+        what: Push,
+    },
+    /// Show what a running gatewayd runs: app, version, generation, uptime,
+    /// triggers and the last update's outcome.
+    #[command(
+        after_help = "Example:\n  gatewayctl status\n  gatewayctl status --to unix:///run/gatewayd/admin.sock --json"
+    )]
+    Status {
+        #[command(flatten)]
+        connection: Connection,
+        /// Print gatewayd's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a running gatewayd go back to the app's previous generation.
+    #[command(after_help = "Example:\n  gatewayctl rollback")]
+    Rollback {
+        #[command(flatten)]
+        connection: Connection,
+        /// Print gatewayd's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Push {
+    /// Upload a signed bundle (from `gatewayctl bundle`) and wait until
+    /// gatewayd has checked, compiled and switched to it, or rejected it.
+    #[command(
+        after_help = "Example:\n  gatewayctl push bundle hello.bundle\n  gatewayctl push bundle hello.bundle --to unix:///run/gatewayd/admin.sock --json"
+    )]
+    Bundle {
+        /// The bundle file (from `gatewayctl bundle`).
+        file: PathBuf,
+        #[command(flatten)]
+        connection: Connection,
+        /// Print gatewayd's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +138,16 @@ fn main() -> ExitCode {
             output,
         } => bundle::run(&path, &key, version.as_deref(), &output),
         Command::Verify { file, pubkeys } => verify::run(&file, &pubkeys),
+        Command::Push {
+            what:
+                Push::Bundle {
+                    file,
+                    connection,
+                    json,
+                },
+        } => push::run(&file, &connection, json),
+        Command::Status { connection, json } => status::run(&connection, json),
+        Command::Rollback { connection, json } => rollback::run(&connection, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,7 +29,25 @@ Examples:
 
 Logs go to stderr (RUST_LOG=debug for more); the address and the routes are printed
 to stdout once the app is ready to serve.")]
-    Up(UpArgs),
+    Up(Box<UpArgs>),
+    /// Run as the service: serve the installed app generation, take signed
+    /// bundles over the admin socket.
+    #[command(after_help = "\
+Examples:
+  gatewayd serve                                # /etc/gatewayd/gatewayd.toml
+  gatewayd serve --config ./gatewayd.toml
+
+The config is annotated in packaging/gatewayd.toml. Push an app with
+`gatewayctl push bundle app.bundle`; see `gatewayctl --help`.")]
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The configuration file [default: /etc/gatewayd/gatewayd.toml; a missing
+    /// default file means all defaults].
+    #[arg(long, value_name = "FILE", env = "GATEWAYD_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -170,9 +188,16 @@ mod tests {
         use clap::CommandFactory as _;
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["gatewayd", "up"]).unwrap();
-        let Command::Up(args) = cli.command;
+        let Command::Up(args) = cli.command else {
+            panic!("not `up`")
+        };
         assert_eq!(args.request_timeout, Timeout(Some(Duration::from_secs(30))));
         assert_eq!(args.max_instance_memory, 128 << 20);
+        let cli = Cli::try_parse_from(["gatewayd", "serve", "--config", "x.toml"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve(ServeArgs { config: Some(_) })
+        ));
     }
 
     #[test]

@@ -16,12 +16,16 @@
 //! - [`trigger`] turns events (HTTP requests) into component calls.
 //! - [`up`] wires these together for `gatewayd up`; [`cli`] parses arguments.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod host;
+pub mod loaded;
 pub mod runtime_config;
+pub mod serve;
 pub mod shutdown;
 pub mod tls;
 pub mod trigger;

@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => gatewayd::up::run(args).await,
+            Command::Up(args) => gatewayd::up::run(*args).await,
+            Command::Serve(args) => gatewayd::serve::run(args.config).await,
         }
     });
     match result {

@@ -7,19 +7,18 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
-use crate::executor::{Executor, HostResources, InstanceLimits};
+use crate::executor::InstanceLimits;
 use crate::host::key_value::{KeyValueLimits, Stores};
-use crate::host::outbound_http::SelfAddress;
+use crate::host::outbound_http::{SelfAddress, publish_self_address};
+use crate::loaded::{Loaded, Shared};
 use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
-use crate::trigger::PubSubContext;
-use crate::trigger::http::{self, HttpApp, HttpOptions, ReusePolicy};
+use crate::trigger::http::{self, AppSlot, HttpApp, HttpOptions, ReusePolicy};
 use crate::trigger::reconnect::redact;
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -69,60 +68,42 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &args.key_value,
     )
     .await?;
-    // Compiling is CPU-bound; keep it off the async workers' toes.
-    let self_address = SelfAddress::default();
-    let tls = crate::tls::client_config(&args.tls_ca_files)?;
-    let resources = HostResources {
-        stores,
-        self_address: self_address.clone(),
-        tls: tls.clone(),
-    };
-    let executor = tokio::task::block_in_place(|| {
-        Executor::load(&engine, &app, &cache, &state_dir, &resources, &limits)
-    })?;
-
-    let options = HttpOptions {
-        request_timeout: args.request_timeout.0,
-        reuse: ReusePolicy {
-            max_requests: args.max_instance_reuse_count,
-            max_concurrent: args.max_instance_concurrent_reuse_count,
-            ..ReusePolicy::default()
-        },
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let instances = Arc::new(Semaphore::new(args.max_instances as usize));
-    let apps = (0..threads)
-        .map(|_| HttpApp::new(&app, &executor, &options, instances.clone()))
-        .collect::<Result<Vec<_>>>()?;
+    let shared = Shared {
+        engine,
+        cache,
+        state_dir,
+        limits,
+        instances: Arc::new(Semaphore::new(args.max_instances as usize)),
+        tls: crate::tls::client_config(&args.tls_ca_files)?,
+        self_address: SelfAddress::default(),
+        http: HttpOptions {
+            request_timeout: args.request_timeout.0,
+            reuse: ReusePolicy {
+                max_requests: args.max_instance_reuse_count,
+                max_concurrent: args.max_instance_concurrent_reuse_count,
+                ..ReusePolicy::default()
+            },
+        },
+        threads,
+        drain_timeout: args.drain_timeout,
+    };
+    // Compiling is CPU-bound; keep it off the async workers' toes.
+    let loaded = tokio::task::block_in_place(|| Loaded::load(&shared, app, stores))?;
     let listeners = http::Listeners::bind(args.listen, threads)?;
-    // A component calling `http://self` reaches the listener on loopback even
-    // when the gateway listens on every address.
-    let mut own = listeners.address();
-    if own.ip().is_unspecified() {
-        own.set_ip(if own.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    let _ = self_address.set(own);
+    publish_self_address(&shared.self_address, listeners.address());
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();
-    let context = PubSubContext {
-        instances: instances.clone(),
-        deadline: args.request_timeout.0,
-        shutdown: shutdown.clone(),
-        drain_timeout: args.drain_timeout,
-        tls: tls.clone(),
-    };
-    let mut pubsub = JoinSet::new();
-    for start in [crate::trigger::redis::start, crate::trigger::mqtt::start] {
-        start(&app, &executor, &context, &mut pubsub)?;
-    }
-    print_banner(&app, listeners.address(), &apps[0]);
+    let mut pubsub = loaded.start_pubsub(&shared, shutdown.clone())?;
+    print_banner(&loaded.app, listeners.address(), &loaded.http_apps[0]);
 
     tokio::spawn(signals.drive(trigger));
-    http::serve(listeners, apps, shutdown, args.drain_timeout).await?;
+    let slots = loaded
+        .http_apps
+        .iter()
+        .map(|a| AppSlot::new(Some(a.clone())))
+        .collect();
+    http::serve(listeners, slots, shutdown, args.drain_timeout).await?;
     while pubsub.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
@@ -130,7 +111,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
 /// The app's key-value stores (`<state dir>/kv/<app>/` unless the runtime
 /// config places them), with the default store seeded from `--key-value`.
-async fn open_stores(
+pub(crate) async fn open_stores(
     state_dir: &Path,
     app: &str,
     config: &RuntimeConfig,
@@ -146,7 +127,7 @@ async fn open_stores(
     Ok(Arc::new(stores))
 }
 
-fn print_banner(app: &App, address: std::net::SocketAddr, http_app: &HttpApp) {
+pub fn print_banner(app: &App, address: std::net::SocketAddr, http_app: &HttpApp) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Serving app \"{}\" on http://{address}", app.name);
     let _ = writeln!(out, "Available routes:");
@@ -195,7 +176,7 @@ fn default_state_dir() -> Result<PathBuf> {
 
 /// Creates `dir` (mode 0700) if needed and checks that it is ours and not
 /// writable by others: the code cache in it is loaded as native code.
-fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -110,13 +110,32 @@ impl Gateway {
             .state_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| shared_state_dir().to_path_buf());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gatewayd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
+        command
             .arg("up")
             .arg(app)
             .args(["--listen", "127.0.0.1:0", "--state-dir"])
             .arg(&state_dir)
             .args(options.args)
-            .envs(options.env.iter().copied())
+            .envs(options.env.iter().copied());
+        Self::launch(command, state_dir)
+    }
+
+    /// Starts `gatewayd serve --config CONFIG` (the config names the state
+    /// dir and should listen on 127.0.0.1:0).
+    pub fn serve(config: &Path, state_dir: &Path, env: &[(&str, &str)]) -> Result<Gateway, String> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().copied());
+        Self::launch(command, state_dir.to_path_buf())
+    }
+
+    /// Runs `command` until it prints the address it serves on.
+    fn launch(mut command: Command, state_dir: PathBuf) -> Result<Gateway, String> {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -133,11 +152,14 @@ impl Gateway {
             let log = log.clone();
             move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(url) = line
-                        .strip_prefix("Serving app ")
-                        .and_then(|rest| rest.split("http://").nth(1))
+                    // `up` prints `Serving app "x" on http://ADDR`, `serve`
+                    // prints `gatewayd serving on http://ADDR (admin ...)`.
+                    if (line.starts_with("Serving app ")
+                        || line.starts_with("gatewayd serving on "))
+                        && let Some(url) = line.split("http://").nth(1)
                     {
-                        let _ = ready_tx.send(url.trim().to_string());
+                        let address = url.split_whitespace().next().unwrap_or_default();
+                        let _ = ready_tx.send(address.to_string());
                     }
                     log.lock().unwrap().push_str(&format!("{line}\n"));
                 }

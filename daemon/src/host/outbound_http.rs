@@ -26,6 +26,19 @@ const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The address the app is served on, set once the listener is bound.
 pub type SelfAddress = Arc<OnceLock<SocketAddr>>;
 
+/// Records the app's own listener for `http://self`: on loopback when the
+/// gateway listens on every address.
+pub fn publish_self_address(cell: &SelfAddress, mut listen: SocketAddr) {
+    if listen.ip().is_unspecified() {
+        listen.set_ip(if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let _ = cell.set(listen);
+}
+
 /// The per-instance outbound HTTP policy.
 #[derive(Clone)]
 pub struct OutboundHttp {

@@ -34,6 +34,10 @@ pub struct BundleManifest {
     /// relative to one another (a component at `../target/x.wasm` of the
     /// manifest's folder is bundled as such), so nothing is rewritten.
     pub manifest: String,
+    /// A path the gateway GETs on the new app before switching to it; it
+    /// must answer 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_route: Option<String>,
     #[serde(default, rename = "file")]
     pub files: Vec<FileEntry>,
 }
@@ -204,6 +208,7 @@ mod tests {
             app: "hello".into(),
             version: "1.0.0".into(),
             manifest: "spin.toml".into(),
+            health_route: None,
             files: vec![FileEntry {
                 path: "spin.toml".into(),
                 size: 3,

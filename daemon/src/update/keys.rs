@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use minisign::{PublicKey, PublicKeyBox, SignatureBox};
 
+#[derive(Clone)]
 pub struct TrustedKey {
     /// Where it came from, for messages.
     pub file: PathBuf,
@@ -16,6 +17,7 @@ pub struct TrustedKey {
     key: PublicKey,
 }
 
+#[derive(Clone)]
 pub struct TrustedKeys(Vec<TrustedKey>);
 
 /// minisign's way of showing a key id.

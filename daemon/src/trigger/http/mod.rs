@@ -11,6 +11,7 @@ mod handler;
 mod headers;
 pub mod router;
 mod server;
+mod slot;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -35,6 +36,7 @@ use crate::executor::Executor;
 pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
 use router::Router;
 pub use server::{Listeners, serve};
+pub use slot::AppSlot;
 
 /// Options of the HTTP trigger.
 #[derive(Clone, Debug)]
@@ -164,6 +166,11 @@ fn error_response(
         tracing::error!(component, %uri, "request failed: {error}");
     }
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+}
+
+/// The answer of a service with no app installed yet.
+fn no_app_response() -> Response<WasiBody> {
+    text_response(StatusCode::SERVICE_UNAVAILABLE, "No app installed\n")
 }
 
 fn static_response(spec: &StaticResponse) -> Response<WasiBody> {

@@ -17,7 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::HttpApp;
+use super::slot::AppSlot;
 use crate::shutdown::Shutdown;
 
 /// The listening sockets, bound and listening before any thread serves, so
@@ -71,12 +71,12 @@ impl Listeners {
     }
 }
 
-/// Serves on every listener, one thread each with its own [`HttpApp`] (one
+/// Serves on every listener, one thread each with its own [`AppSlot`] (one
 /// per listener, in order), until `shutdown`; returns when every thread has
 /// drained (at most `drain_timeout`).
 pub async fn serve(
     listeners: Listeners,
-    apps: Vec<HttpApp>,
+    apps: Vec<Arc<AppSlot>>,
     shutdown: Shutdown,
     drain_timeout: Duration,
 ) -> Result<()> {
@@ -103,8 +103,7 @@ pub async fn serve(
                             let listener = TcpListener::from_std(socket)?;
                             let _ = started_tx.send(());
                             let limits = Arc::new(Semaphore::new(connections_per_thread));
-                            serve_one(listener, Arc::new(app), limits, shutdown, drain_timeout)
-                                .await
+                            serve_one(listener, app, limits, shutdown, drain_timeout).await
                         });
                         // Blocking tasks (a DNS lookup, a file read) must not
                         // hold the exit past the drain.
@@ -144,7 +143,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// in-flight connections for at most `drain_timeout`.
 async fn serve_one(
     listener: TcpListener,
-    app: Arc<HttpApp>,
+    slot: Arc<AppSlot>,
     connections: Arc<Semaphore>,
     mut shutdown: Shutdown,
     drain_timeout: Duration,
@@ -165,10 +164,15 @@ async fn serve_one(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let slot = slot.clone();
         let service = hyper::service::service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request, client, listen).await) }
+            let app = slot.get();
+            async move {
+                Ok::<_, Infallible>(match app {
+                    Some(app) => app.handle(request, client, listen).await,
+                    None => super::no_app_response(),
+                })
+            }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -1,0 +1,186 @@
+//! `gatewayctl status`: what gatewayd runs (`GET /v1/status`): the app, its
+//! version and generation, uptime, triggers and the last update's outcome.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use hyper::Method;
+use serde::Deserialize;
+
+use crate::admin_client::{self, Client, Connection};
+use crate::outcome;
+
+/// gatewayd answers status at once, even while it applies an update.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize)]
+pub struct Status {
+    pub app: Option<String>,
+    pub version: Option<String>,
+    pub generation: Option<u64>,
+    #[serde(default)]
+    pub uptime_secs: u64,
+    #[serde(default)]
+    pub triggers: Triggers,
+    pub last_update: Option<LastUpdate>,
+}
+
+/// How many triggers of each kind the app has.
+#[derive(Debug, Default, Deserialize)]
+pub struct Triggers {
+    #[serde(default)]
+    pub http: u64,
+    #[serde(default)]
+    pub redis: u64,
+    #[serde(default)]
+    pub mqtt: u64,
+    /// Kinds newer than this gatewayctl.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LastUpdate {
+    pub result: String,
+    #[serde(default)]
+    pub message: String,
+    pub version: Option<String>,
+    pub at_unix: Option<u64>,
+}
+
+pub fn run(connection: &Connection, json: bool) -> Result<()> {
+    let client = Client::new(connection)?;
+    let reply = admin_client::block_on(client.call(Method::GET, "/v1/status", TIMEOUT))?;
+    if json {
+        reply.print_raw();
+    }
+    if !reply.status.is_success() {
+        return Err(outcome::rejection(&reply));
+    }
+    if !json {
+        let status: Status = reply.parse("GET /v1/status")?;
+        println!("{}", status.line(SystemTime::now()));
+    }
+    Ok(())
+}
+
+impl Status {
+    /// `app "hello" version 1.0.0 (generation 3), up 12s; triggers: 1 http,
+    /// 0 redis, 0 mqtt; last update: ok 1.0.1 5m ago: ...`
+    pub fn line(&self, now: SystemTime) -> String {
+        let mut line = match &self.app {
+            None => "no app installed".to_string(),
+            Some(app) => {
+                let mut line = format!("app {app:?}");
+                if let Some(version) = &self.version {
+                    line += &format!(" version {version}");
+                }
+                if let Some(generation) = self.generation {
+                    line += &format!(" (generation {generation})");
+                }
+                line
+            }
+        };
+        line += &format!(", up {}", duration(self.uptime_secs));
+        if self.app.is_some() {
+            let t = &self.triggers;
+            let mut kinds = vec![
+                format!("{} http", t.http),
+                format!("{} redis", t.redis),
+                format!("{} mqtt", t.mqtt),
+            ];
+            kinds.extend(t.other.iter().map(|(kind, n)| format!("{n} {kind}")));
+            line += &format!("; triggers: {}", kinds.join(", "));
+        }
+        line += "; last update: ";
+        match &self.last_update {
+            None => line += "none",
+            Some(last) => {
+                line += &last.result;
+                if let Some(version) = &last.version {
+                    line += &format!(" {version}");
+                }
+                if let Some(at) = last.at_unix {
+                    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                    line += &format!(" {} ago", duration(now.saturating_sub(at)));
+                }
+                if !last.message.trim().is_empty() {
+                    line += &format!(": {}", last.message.trim());
+                }
+            }
+        }
+        line
+    }
+}
+
+/// 12s, 5m 3s, 2h 1m, 3d 4h: the two largest units.
+fn duration(secs: u64) -> String {
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0 || first == 3)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: &str) -> Status {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn lines() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_300);
+        let running = status(
+            r#"{"app": "hello", "version": "1.0.0", "generation": 3, "uptime_secs": 12,
+               "triggers": {"http": 1, "redis": 0, "mqtt": 0},
+               "last_update": {"result": "ok", "message": "applied", "version": "1.0.0",
+                               "at_unix": 1700000000}}"#,
+        );
+        assert_eq!(
+            running.line(now),
+            "app \"hello\" version 1.0.0 (generation 3), up 12s; \
+             triggers: 1 http, 0 redis, 0 mqtt; last update: ok 1.0.0 5m ago: applied"
+        );
+        let empty = status(
+            r#"{"app": null, "version": null, "generation": null, "uptime_secs": 3725,
+               "triggers": {"http": 0, "redis": 0, "mqtt": 0}, "last_update": null}"#,
+        );
+        assert_eq!(
+            empty.line(now),
+            "no app installed, up 1h 2m; last update: none"
+        );
+        let rejected = status(
+            r#"{"app": null, "uptime_secs": 0, "triggers": {"http": 0, "redis": 0, "mqtt": 0},
+               "last_update": {"result": "rejected", "message": "bad signature",
+                               "version": null, "at_unix": 1700000300}}"#,
+        );
+        assert_eq!(
+            rejected.line(now),
+            "no app installed, up 0s; last update: rejected 0s ago: bad signature"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(60), "1m");
+        assert_eq!(duration(303), "5m 3s");
+        assert_eq!(duration(7260), "2h 1m");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 5), "3d 4h");
+        assert_eq!(duration(86_400 + 59), "1d");
+    }
+}

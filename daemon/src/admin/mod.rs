@@ -1,0 +1,202 @@
+//! The admin API: HTTP/1.1 on a unix socket that only the owner and group may
+//! open (`[admin] socket`, `socket_mode`). `gatewayctl` speaks it:
+//!
+//! - `GET /v1/status`: the running app, its version and generation, uptime,
+//!   trigger counts, the last update's outcome;
+//! - `POST /v1/bundles`: the body is a bundle; answers once it is applied
+//!   (200) or rejected (4xx, with the reason), the running app untouched;
+//! - `POST /v1/rollback`: back to the previous generation.
+//!
+//! Every answer is JSON; errors are `{"ok": false, "error": "..."}`.
+
+use std::convert::Infallible;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::UnixListener;
+
+use crate::shutdown::Shutdown;
+use crate::update::controller::{Controller, Rejection};
+
+type Body = Full<Bytes>;
+
+pub struct Admin {
+    pub controller: Arc<Controller>,
+    /// Largest bundle accepted.
+    pub max_bundle_size: u64,
+    /// Where uploads are staged (removed after the update, and at start-up
+    /// if a crash left one).
+    pub uploads: PathBuf,
+}
+
+/// Binds the socket (replacing a stale one), then serves until `shutdown`.
+pub async fn serve(
+    path: &Path,
+    mode: u32,
+    admin: Arc<Admin>,
+    mut shutdown: Shutdown,
+) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        anyhow::ensure!(
+            meta.file_type().is_socket(),
+            "admin socket {} exists and is not a socket: refusing to replace it",
+            path.display()
+        );
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the admin socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    tracing::info!("admin API on {} (mode {mode:o})", path.display());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("admin accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.requested() => break,
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.route(request).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("admin connection ended: {e}");
+            }
+        });
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+impl Admin {
+    async fn route(&self, request: Request<Incoming>) -> Response<Body> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/v1/status") => json(StatusCode::OK, &self.controller.status().await),
+            (&Method::POST, "/v1/bundles") => self.push(request).await,
+            (&Method::POST, "/v1/rollback") => match self.controller.rollback().await {
+                Ok(applied) => json(StatusCode::OK, &applied),
+                Err(rejection) => rejected(rejection),
+            },
+            (_, path) => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
+        }
+    }
+
+    async fn push(&self, request: Request<Incoming>) -> Response<Body> {
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let mut body = request.into_body();
+        if declared.is_some_and(|n| n > self.max_bundle_size) {
+            discard(body);
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &self.too_large());
+        }
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let file = self.uploads.join(format!(
+            "upload-{}-{}.tmp",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let started = Instant::now();
+        let response = match self.receive(&mut body, &file).await {
+            Ok(()) => match self.controller.apply(&file, started.elapsed()).await {
+                Ok(applied) => json(StatusCode::OK, &applied),
+                Err(rejection) => rejected(rejection),
+            },
+            Err(response) => {
+                discard(body);
+                response
+            }
+        };
+        let _ = tokio::fs::remove_file(&file).await;
+        response
+    }
+
+    /// Streams the upload to `file`, stopping at the size limit.
+    async fn receive(&self, body: &mut Incoming, file: &Path) -> Result<(), Response<Body>> {
+        let internal = |e: std::io::Error| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("staging the upload: {e}"),
+            )
+        };
+        let mut out = tokio::fs::File::create(file).await.map_err(internal)?;
+        let mut size = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("reading the upload: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                size += data.len() as u64;
+                if size > self.max_bundle_size {
+                    return Err(error(StatusCode::PAYLOAD_TOO_LARGE, &self.too_large()));
+                }
+                out.write_all(&data).await.map_err(internal)?;
+            }
+        }
+        out.sync_all().await.map_err(internal)?;
+        Ok(())
+    }
+
+    fn too_large(&self) -> String {
+        format!(
+            "the bundle is larger than [update] max_bundle_size ({} bytes)",
+            self.max_bundle_size
+        )
+    }
+}
+
+/// Reads and drops the rest of a refused upload (for at most a minute), so
+/// the client, still sending, gets to read the answer instead of a reset.
+fn discard(mut body: Incoming) {
+    tokio::spawn(async move {
+        let rest = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), rest).await;
+    });
+}
+
+fn rejected(rejection: Rejection) -> Response<Body> {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    error(status, &rejection.message)
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({ "ok": false, "error": message }),
+    )
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

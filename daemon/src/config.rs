@@ -1,0 +1,213 @@
+//! The service's configuration (`gatewayd serve --config FILE`, default
+//! `/etc/gatewayd/gatewayd.toml`): TOML, every key optional, unknown keys an
+//! error naming the line. `packaging/gatewayd.toml` is the annotated default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use serde::Deserialize;
+
+use crate::cli::{parse_bytes, parse_duration};
+
+pub const DEFAULT_PATH: &str = "/etc/gatewayd/gatewayd.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where HTTP triggers are served.
+    pub listen: SocketAddr,
+    /// Generations, compiled code, key-value stores.
+    pub state_dir: PathBuf,
+    /// Public keys (minisign `.pub` files) whose signatures make a bundle acceptable.
+    pub trusted_keys: Vec<PathBuf>,
+    pub admin_socket: PathBuf,
+    /// Permission bits of the admin socket (owner and group only by default).
+    pub admin_socket_mode: u32,
+    pub allow_downgrade: bool,
+    /// Largest bundle upload accepted.
+    pub max_bundle_size: u64,
+    pub max_instance_memory: u64,
+    pub request_timeout: Option<Duration>,
+    pub max_instances: u32,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Option<String>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    update: RawUpdate,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: Option<PathBuf>,
+    socket_mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpdate {
+    #[serde(default)]
+    allow_downgrade: bool,
+    max_bundle_size: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_instance_memory: Option<String>,
+    request_timeout: Option<String>,
+    max_instances: Option<u32>,
+    drain_timeout: Option<String>,
+}
+
+impl Config {
+    /// Reads `path`; a missing file at the default path means all defaults.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                tracing::info!("no {}: using the defaults", path.display());
+                String::new()
+            }
+            Err(e) => return Err(anyhow!("{}: cannot read: {e}", path.display())),
+        };
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let shown = path.display();
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|span| format!("line {}: ", text[..span.start].matches('\n').count() + 1))
+                .unwrap_or_default();
+            anyhow!("{shown}: {place}{}", e.message().trim())
+        })?;
+        let key = |name: &str| format!("{shown}: {name}");
+        let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:3000");
+        let listen = listen.parse().map_err(|e| {
+            anyhow!(
+                "{}: {listen:?} is not an address such as 0.0.0.0:3000 ({e})",
+                key("listen")
+            )
+        })?;
+        let mode = raw.admin.socket_mode.as_deref().unwrap_or("0660");
+        let admin_socket_mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && m & 0o007 == 0)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: {mode:?} must be octal permission bits with nothing for others (e.g. 0660, 0600)",
+                    key("admin.socket_mode")
+                )
+            })?;
+        let bytes = |name: &str, value: Option<&str>, default: &str| {
+            parse_bytes(value.unwrap_or(default)).map_err(|e| anyhow!("{}: {e}", key(name)))
+        };
+        let duration = |name: &str, value: Option<&str>, default: &str| {
+            parse_duration(value.unwrap_or(default)).map_err(|e| anyhow!("{}: {e}", key(name)))
+        };
+        let request_timeout = match raw.limits.request_timeout.as_deref() {
+            Some("none" | "off" | "0") => None,
+            other => Some(duration("limits.request_timeout", other, "30s")?),
+        };
+        anyhow::Ok(Config {
+            listen,
+            state_dir: raw
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/gatewayd")),
+            trusted_keys: raw.trusted_keys,
+            admin_socket: raw
+                .admin
+                .socket
+                .unwrap_or_else(|| PathBuf::from("/run/gatewayd/admin.sock")),
+            admin_socket_mode,
+            allow_downgrade: raw.update.allow_downgrade,
+            max_bundle_size: bytes(
+                "update.max_bundle_size",
+                raw.update.max_bundle_size.as_deref(),
+                "256MiB",
+            )?,
+            max_instance_memory: bytes(
+                "limits.max_instance_memory",
+                raw.limits.max_instance_memory.as_deref(),
+                "128MiB",
+            )?,
+            request_timeout,
+            max_instances: match raw.limits.max_instances {
+                Some(0) => {
+                    return Err(anyhow!(
+                        "{}: must be at least 1",
+                        key("limits.max_instances")
+                    ));
+                }
+                Some(n) => n,
+                None => 256,
+            },
+            drain_timeout: duration(
+                "limits.drain_timeout",
+                raw.limits.drain_timeout.as_deref(),
+                "10s",
+            )?,
+        })
+        .context("configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_values_and_errors() {
+        let path = Path::new("gatewayd.toml");
+        let c = Config::parse("", path).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/gatewayd"));
+        assert_eq!(c.admin_socket_mode, 0o660);
+        assert!(!c.allow_downgrade);
+        let c = Config::parse(
+            "listen = \"0.0.0.0:8080\"\ntrusted_keys = [\"a.pub\"]\n[admin]\nsocket = \"/tmp/a.sock\"\nsocket_mode = \"0600\"\n[update]\nallow_downgrade = true\n[limits]\nrequest_timeout = \"none\"\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.admin_socket_mode, 0o600);
+        assert_eq!(c.request_timeout, None);
+        let err = |text: &str| format!("{:#}", Config::parse(text, path).unwrap_err());
+        assert!(
+            err("lisen = \"x\"").contains("line 1"),
+            "{}",
+            err("lisen = \"x\"")
+        );
+        assert!(err("listen = \"nope\"").contains("listen"));
+        assert!(err("[admin]\nsocket_mode = \"0666\"").contains("nothing for others"));
+        assert!(
+            err("[limits]\nmax_instance_memory = \"lots\"").contains("limits.max_instance_memory")
+        );
+    }
+
+    /// The annotated config shipped in packaging/ parses, and says the defaults.
+    #[test]
+    fn the_packaged_config_is_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/gatewayd.toml"
+        ));
+        let text = std::fs::read_to_string(path).unwrap();
+        let packaged = Config::parse(&text, path).unwrap();
+        let defaults = Config::parse("", path).unwrap();
+        assert_eq!(format!("{packaged:?}"), format!("{defaults:?}"));
+    }
+}

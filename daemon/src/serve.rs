@@ -1,0 +1,106 @@
+//! `gatewayd serve`: the service. Reads the config, serves the installed
+//! generation (or 503 with none), and takes updates over the admin socket.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::Semaphore;
+
+use crate::admin::{self, Admin};
+use crate::config::{self, Config};
+use crate::engine::{self, EngineSettings, EpochTicker, Pooling, cache::CodeCache};
+use crate::executor::InstanceLimits;
+use crate::host::outbound_http::{SelfAddress, publish_self_address};
+use crate::loaded::Shared;
+use crate::shutdown::{self, Signals};
+use crate::trigger::http::{self, AppSlot, HttpOptions, ReusePolicy};
+use crate::update::controller::Controller;
+use crate::update::generations::Generations;
+use crate::update::keys::TrustedKeys;
+
+pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
+    let explicit = config_path.is_some();
+    let path = config_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let config = Config::load(&path, explicit)?;
+    crate::up::ensure_private_dir(&config.state_dir)?;
+    let keys = TrustedKeys::load(&config.trusted_keys)?;
+    if keys.is_empty() {
+        tracing::warn!(
+            "{}: no trusted_keys: every pushed bundle will be refused",
+            path.display()
+        );
+    }
+    let settings = EngineSettings {
+        max_instance_memory: config.max_instance_memory,
+        max_instances: config.max_instances,
+        pooling: Pooling::Auto,
+    };
+    let (engine, allocator) = engine::build(&settings)?;
+    tracing::info!("engine ready: {allocator}");
+    let _ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shared = Shared {
+        cache: CodeCache::new(&engine, config.state_dir.join("cache"))?,
+        engine,
+        state_dir: config.state_dir.clone(),
+        limits: InstanceLimits {
+            max_memory: usize::try_from(config.max_instance_memory).context(
+                "limits.max_instance_memory is larger than this machine's address space",
+            )?,
+        },
+        instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+        tls: crate::tls::client_config(&[])?,
+        self_address: SelfAddress::default(),
+        http: HttpOptions {
+            request_timeout: config.request_timeout,
+            reuse: ReusePolicy::default(),
+        },
+        threads,
+        drain_timeout: config.drain_timeout,
+    };
+    let generations = Generations::open(&config.state_dir)?;
+    let listeners = http::Listeners::bind(config.listen, threads)?;
+    publish_self_address(&shared.self_address, listeners.address());
+    let slots: Vec<_> = (0..threads).map(|_| AppSlot::new(None)).collect();
+    let controller = Arc::new(Controller::new(
+        shared,
+        generations,
+        keys,
+        config.allow_downgrade,
+        slots.clone(),
+    ));
+    controller.start_installed().await?;
+
+    let signals = Signals::install().context("installing signal handlers")?;
+    let (trigger, shutdown) = shutdown::channel();
+    let admin = Arc::new(Admin {
+        controller: controller.clone(),
+        max_bundle_size: config.max_bundle_size,
+        uploads: config.state_dir.join("generations"),
+    });
+    let admin_task = tokio::spawn({
+        let (socket, mode, shutdown) = (
+            config.admin_socket.clone(),
+            config.admin_socket_mode,
+            shutdown.clone(),
+        );
+        async move { admin::serve(&socket, mode, admin, shutdown).await }
+    });
+    println!(
+        "gatewayd serving on http://{} (admin socket {})",
+        listeners.address(),
+        config.admin_socket.display()
+    );
+    tokio::spawn(signals.drive(trigger));
+    let served = http::serve(listeners, slots, shutdown, config.drain_timeout).await;
+    controller.stop().await;
+    match admin_task.await {
+        Ok(Err(e)) => return Err(e),
+        Err(e) => tracing::error!("the admin API task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The running generation and the only ways it changes: start what is
+//! installed, apply a bundle, roll back. One change at a time.
+//!
+//! Applying: verify (signature and every file, nothing written yet), refuse
+//! a version that is not newer, unpack into a staging folder and commit it as
+//! generation N, load it (compile every component for this CPU), health-check
+//! it (every component instantiates), switch (new requests and messages go to
+//! N, in-flight ones finish on the old generation), then persist the pointers
+//! (current N, previous the old one) and delete older generations. A failure
+//! before the switch leaves the running app untouched.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::bundle::{BundleManifest, Limits};
+use super::generations::{Generations, Pointers};
+use super::keys::TrustedKeys;
+use super::reader;
+use crate::loaded::{Loaded, Shared};
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::trigger::http::AppSlot;
+
+/// Test hook: `GATEWAYD_TEST_PAUSE_AT=<step>` stops an update at that step
+/// (for a crash test to kill the process there).
+const PAUSE_ENV: &str = "GATEWAYD_TEST_PAUSE_AT";
+
+pub struct Controller {
+    shared: Shared,
+    generations: Generations,
+    keys: TrustedKeys,
+    limits: Limits,
+    allow_downgrade: bool,
+    slots: Vec<Arc<AppSlot>>,
+    started: Instant,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    running: Option<Running>,
+    last_update: Option<LastUpdate>,
+}
+
+struct Running {
+    generation: u64,
+    manifest: BundleManifest,
+    loaded: Arc<Loaded>,
+    /// Stops this generation's pub/sub triggers.
+    stop: ShutdownTrigger,
+    pubsub: JoinSet<()>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct LastUpdate {
+    pub result: &'static str,
+    pub message: String,
+    pub version: Option<String>,
+    pub at_unix: u64,
+}
+
+#[derive(Serialize)]
+pub struct Status {
+    pub app: Option<String>,
+    pub version: Option<String>,
+    pub generation: Option<u64>,
+    pub uptime_secs: u64,
+    pub triggers: TriggerCounts,
+    pub last_update: Option<LastUpdate>,
+}
+
+#[derive(Serialize, Default)]
+pub struct TriggerCounts {
+    pub http: usize,
+    pub redis: usize,
+    pub mqtt: usize,
+}
+
+/// A change that took effect.
+#[derive(Serialize)]
+pub struct Applied {
+    pub ok: bool,
+    pub generation: u64,
+    pub app: String,
+    pub version: String,
+    pub message: String,
+    pub timings_ms: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// A change that was refused; the running app is untouched.
+#[derive(Debug)]
+pub struct Rejection {
+    /// The HTTP status the admin API answers with.
+    pub status: u16,
+    pub message: String,
+}
+
+fn reject(status: u16, message: impl std::fmt::Display) -> Rejection {
+    Rejection {
+        status,
+        message: message.to_string(),
+    }
+}
+
+impl Controller {
+    pub fn new(
+        shared: Shared,
+        generations: Generations,
+        keys: TrustedKeys,
+        allow_downgrade: bool,
+        slots: Vec<Arc<AppSlot>>,
+    ) -> Self {
+        Self {
+            shared,
+            generations,
+            keys,
+            limits: Limits::default(),
+            allow_downgrade,
+            slots,
+            started: Instant::now(),
+            state: tokio::sync::Mutex::default(),
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Starts the installed generation; if it does not load, the previous
+    /// one (and says so); with neither, serves 503 until a bundle arrives.
+    pub async fn start_installed(&self) -> Result<()> {
+        let pointers = self.generations.pointers()?;
+        let mut state = self.state.lock().await;
+        for (n, fallback) in [(pointers.current, false), (pointers.previous, true)] {
+            let Some(n) = n else { continue };
+            match self.prepare(n).await {
+                Ok((manifest, loaded)) => {
+                    if fallback {
+                        tracing::error!(
+                            "falling back to the previous generation {n} (app \"{}\" version {})",
+                            manifest.app,
+                            manifest.version
+                        );
+                        self.generations.set_pointers(Pointers {
+                            current: Some(n),
+                            previous: None,
+                        })?;
+                    }
+                    tracing::info!(
+                        "serving generation {n}: app \"{}\" version {}",
+                        manifest.app,
+                        manifest.version
+                    );
+                    self.switch(&mut state, n, manifest, loaded).await?;
+                    return Ok(());
+                }
+                Err(e) => tracing::error!("generation {n} does not start: {}", e.message),
+            }
+        }
+        tracing::warn!("no app installed: HTTP requests get 503 until a bundle is pushed");
+        Ok(())
+    }
+
+    /// Applies the bundle at `bundle` (uploaded in `upload`).
+    pub async fn apply(&self, bundle: &Path, upload: Duration) -> Result<Applied, Rejection> {
+        let mut state = self.state.lock().await;
+        let result = self.apply_locked(&mut state, bundle, upload).await;
+        state.last_update = Some(match &result {
+            Ok(applied) => last_update("ok", &applied.message, Some(applied.version.clone())),
+            Err(rejection) => last_update("rejected", &rejection.message, None),
+        });
+        match &result {
+            Ok(applied) => tracing::info!("update applied: {}", applied.message),
+            Err(rejection) => tracing::warn!("update rejected: {}", rejection.message),
+        }
+        result
+    }
+
+    async fn apply_locked(
+        &self,
+        state: &mut State,
+        bundle: &Path,
+        upload: Duration,
+    ) -> Result<Applied, Rejection> {
+        let mut timings = std::collections::BTreeMap::new();
+        timings.insert("upload", upload.as_millis() as u64);
+        let mut clock = Instant::now();
+        let mut lap = |name: &'static str, timings: &mut std::collections::BTreeMap<_, _>| {
+            timings.insert(name, clock.elapsed().as_millis() as u64);
+            clock = Instant::now();
+        };
+
+        if self.keys.is_empty() {
+            return Err(reject(
+                422,
+                "no trusted_keys are configured: every bundle is refused",
+            ));
+        }
+        let verified = blocking({
+            let (bundle, keys, limits) =
+                (bundle.to_path_buf(), self.keys.clone(), self.limits.clone());
+            move || reader::verify(&bundle, &keys, &limits)
+        })
+        .await
+        .map_err(|e| reject(422, format!("{e:#}")))?;
+        lap("verify", &mut timings);
+        pause_point("verified").await;
+        let manifest = verified.manifest;
+        if let Some(running) = &state.running {
+            self.check_version(&running.manifest, &manifest)?;
+        }
+
+        let n = self
+            .generations
+            .next_number()
+            .map_err(|e| reject(500, format!("{e:#}")))?;
+        let staging = self.generations.staging(n);
+        let unpacked = blocking({
+            let (bundle, keys, limits) =
+                (bundle.to_path_buf(), self.keys.clone(), self.limits.clone());
+            let staging = staging.clone();
+            let text = manifest.to_toml();
+            move || -> Result<()> {
+                std::fs::create_dir(&staging)?;
+                reader::unpack(&bundle, &keys, &limits, &staging.join("app"))?;
+                let path = staging.join(super::bundle::MANIFEST);
+                std::fs::write(&path, text)?;
+                std::fs::File::open(&path)?.sync_all()?;
+                Ok(())
+            }
+        })
+        .await;
+        if let Err(e) = unpacked.and_then(|()| self.generations.commit(n).map(drop)) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(reject(422, format!("unpacking: {e:#}")));
+        }
+        lap("unpack", &mut timings);
+        pause_point("unpacked").await;
+
+        let prepared = self.prepare(n).await;
+        lap("compile", &mut timings);
+        pause_point("loaded").await;
+        let (manifest, loaded) = match prepared {
+            Ok(prepared) => prepared,
+            Err(rejection) => {
+                let _ = std::fs::remove_dir_all(self.generations.path(n));
+                return Err(rejection);
+            }
+        };
+        if let Err(e) = loaded.health_check().await {
+            let _ = std::fs::remove_dir_all(self.generations.path(n));
+            return Err(reject(422, format!("health check failed: {e:#}")));
+        }
+        lap("health", &mut timings);
+        pause_point("checked").await;
+
+        let previous = state.running.as_ref().map(|r| r.generation);
+        let (app, version) = (manifest.app.clone(), manifest.version.clone());
+        self.switch(state, n, manifest, loaded)
+            .await
+            .map_err(|e| reject(500, format!("switching: {e:#}")))?;
+        pause_point("switched").await;
+        self.persist(n, previous)?;
+        lap("switch", &mut timings);
+        Ok(Applied {
+            ok: true,
+            generation: n,
+            message: format!("app \"{app}\" version {version} is generation {n}"),
+            app,
+            version,
+            timings_ms: timings,
+        })
+    }
+
+    /// Switches back to the previous generation.
+    pub async fn rollback(&self) -> Result<Applied, Rejection> {
+        let mut state = self.state.lock().await;
+        let pointers = self
+            .generations
+            .pointers()
+            .map_err(|e| reject(500, format!("{e:#}")))?;
+        let Some(previous) = pointers.previous else {
+            return Err(reject(409, "no previous generation"));
+        };
+        let started = Instant::now();
+        let (manifest, loaded) = self.prepare(previous).await?;
+        loaded.health_check().await.map_err(|e| {
+            reject(
+                422,
+                format!("the previous generation fails its health check: {e:#}"),
+            )
+        })?;
+        let (app, version) = (manifest.app.clone(), manifest.version.clone());
+        self.switch(&mut state, previous, manifest, loaded)
+            .await
+            .map_err(|e| reject(500, format!("switching: {e:#}")))?;
+        self.persist(previous, pointers.current)?;
+        let message =
+            format!("rolled back: app \"{app}\" version {version} is generation {previous} again");
+        tracing::info!("{message}");
+        state.last_update = Some(last_update("ok", &message, Some(version.clone())));
+        Ok(Applied {
+            ok: true,
+            generation: previous,
+            app,
+            version,
+            message,
+            timings_ms: [("switch", started.elapsed().as_millis() as u64)].into(),
+        })
+    }
+
+    pub async fn status(&self) -> Status {
+        let state = self.state.lock().await;
+        let running = state.running.as_ref();
+        let triggers = running.map_or_else(TriggerCounts::default, |r| TriggerCounts {
+            http: r.loaded.app.http_triggers.len(),
+            redis: r.loaded.app.redis_triggers.len(),
+            mqtt: r.loaded.app.mqtt_triggers.len(),
+        });
+        Status {
+            app: running.map(|r| r.manifest.app.clone()),
+            version: running.map(|r| r.manifest.version.clone()),
+            generation: running.map(|r| r.generation),
+            uptime_secs: self.started.elapsed().as_secs(),
+            triggers,
+            last_update: state.last_update.clone(),
+        }
+    }
+
+    /// Stops the running generation's pub/sub triggers (at shutdown).
+    pub async fn stop(&self) {
+        let mut state = self.state.lock().await;
+        if let Some(mut running) = state.running.take() {
+            running.stop.trigger();
+            while running.pubsub.join_next().await.is_some() {}
+        }
+    }
+
+    fn check_version(
+        &self,
+        running: &BundleManifest,
+        new: &BundleManifest,
+    ) -> Result<(), Rejection> {
+        let parse = |v: &str| semver::Version::parse(v).ok();
+        let newer = match (parse(&new.version), parse(&running.version)) {
+            (Some(new), Some(old)) => new > old,
+            _ => false,
+        };
+        if !newer && !self.allow_downgrade {
+            return Err(reject(
+                409,
+                format!(
+                    "version {} is not newer than the installed {} (set [update] allow_downgrade = true to allow)",
+                    new.version, running.version
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads generation `n` (compiling what the cache lacks).
+    async fn prepare(&self, n: u64) -> Result<(BundleManifest, Arc<Loaded>), Rejection> {
+        let manifest = self
+            .generations
+            .manifest(n)
+            .map_err(|e| reject(500, format!("{e:#}")))?;
+        let root = self.generations.path(n).join("app");
+        let mut app = crate::app::load(&root.join(&manifest.manifest))
+            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        crate::app::variables::resolve(&mut app, &Default::default(), |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(|e| reject(422, format!("{e:#}")))?;
+        let stores = crate::up::open_stores(
+            &self.shared.state_dir,
+            &app.name,
+            &crate::runtime_config::RuntimeConfig::default(),
+            crate::host::key_value::KeyValueLimits::default(),
+            &[],
+        )
+        .await
+        .map_err(|e| reject(500, format!("{e:#}")))?;
+        let loaded = tokio::task::block_in_place(|| Loaded::load(&self.shared, app, stores))
+            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        Ok((manifest, Arc::new(loaded)))
+    }
+
+    /// Makes `loaded` the running generation: its pub/sub triggers start
+    /// after the old ones stopped (an MQTT session has one owner at a time),
+    /// its HTTP apps replace the old ones in every serving thread.
+    async fn switch(
+        &self,
+        state: &mut State,
+        generation: u64,
+        manifest: BundleManifest,
+        loaded: Arc<Loaded>,
+    ) -> Result<()> {
+        if let Some(mut old) = state.running.take() {
+            old.stop.trigger();
+            while old.pubsub.join_next().await.is_some() {}
+        }
+        let (stop, shutdown) = shutdown::channel();
+        let pubsub = loaded.start_pubsub(&self.shared, shutdown)?;
+        for (slot, app) in self.slots.iter().zip(&loaded.http_apps) {
+            slot.set(Some(app.clone()));
+        }
+        state.running = Some(Running {
+            generation,
+            manifest,
+            loaded,
+            stop,
+            pubsub,
+        });
+        Ok(())
+    }
+
+    fn persist(&self, current: u64, previous: Option<u64>) -> Result<(), Rejection> {
+        self.generations
+            .set_pointers(Pointers {
+                current: Some(current),
+                previous,
+            })
+            .map_err(|e| reject(500, format!("persisting the switch: {e:#}")))?;
+        let keep: Vec<u64> = [Some(current), previous].into_iter().flatten().collect();
+        self.generations.remove_others(&keep);
+        Ok(())
+    }
+}
+
+fn last_update(result: &'static str, message: &str, version: Option<String>) -> LastUpdate {
+    LastUpdate {
+        result,
+        message: message.to_string(),
+        version,
+        at_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a blocking task failed")?
+}
+
+async fn pause_point(step: &str) {
+    if std::env::var(PAUSE_ENV).is_ok_and(|at| at == step) {
+        tracing::warn!("test pause at {step}");
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+}

@@ -1,0 +1,330 @@
+//! The service and its updates end to end: `gatewayd serve` with a config,
+//! bundles pushed with `gatewayctl push bundle` over the admin socket,
+//! rejected ones leaving the running app untouched, rollback, restart, a
+//! crash at every step of an update, and twenty pushes under load with no
+//! failed request.
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use harness::{Gateway, examples, get};
+
+/// A service folder: config, state dir, admin socket, a trusted key pair
+/// `release.{key,pub}` and an untrusted one `other.{key,pub}`.
+struct Service {
+    dir: tempfile::TempDir,
+}
+
+impl Service {
+    fn new() -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("state")).unwrap();
+        std::fs::set_permissions(
+            d.join("state"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        for key in ["release", "other"] {
+            ok(&ctl(d, &["keygen", "-o", key]));
+        }
+        std::fs::write(
+            d.join("gatewayd.toml"),
+            format!(
+                "listen = \"127.0.0.1:0\"\nstate_dir = \"{0}/state\"\ntrusted_keys = [\"{0}/release.pub\"]\n\
+                 [admin]\nsocket = \"{0}/admin.sock\"\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        Service { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn start(&self) -> Gateway {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, env: &[(&str, &str)]) -> Gateway {
+        Gateway::serve(
+            &self.path().join("gatewayd.toml"),
+            &self.path().join("state"),
+            env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `hello-<version>.bundle`, signed by `key`.
+    fn bundle(&self, version: &str, key: &str) -> PathBuf {
+        let name = format!("hello-{version}-{key}.bundle");
+        let hello = examples().join("hello");
+        ok(&ctl(
+            self.path(),
+            &[
+                "bundle",
+                hello.to_str().unwrap(),
+                "--key",
+                &format!("{key}.key"),
+                "--version",
+                version,
+                "-o",
+                &name,
+            ],
+        ));
+        self.path().join(name)
+    }
+
+    fn to(&self) -> String {
+        format!("unix://{}", self.path().join("admin.sock").display())
+    }
+
+    fn push(&self, bundle: &Path) -> Output {
+        ctl(
+            self.path(),
+            &[
+                "push",
+                "bundle",
+                bundle.to_str().unwrap(),
+                "--to",
+                &self.to(),
+            ],
+        )
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = ok(&ctl(self.path(), &["status", "--to", &self.to(), "--json"]));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+}
+
+fn ctl(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running gatewayctl")
+}
+
+fn ok(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn rejected(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_status_rejections_and_rollback() {
+    let service = Service::new();
+    let gw = service.start();
+    assert_eq!(
+        get(&gw.url("/hello")).await,
+        (503, "No app installed\n".into())
+    );
+    assert!(service.status()["app"].is_null());
+
+    let pushed = ok(&service.push(&service.bundle("1.0.0", "release")));
+    assert!(
+        pushed.contains("1.0.0") && pushed.contains("generation 1"),
+        "{pushed}"
+    );
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    let status = service.status();
+    assert_eq!(
+        (status["app"].as_str(), status["version"].as_str()),
+        (Some("hello"), Some("1.0.0"))
+    );
+    assert_eq!(status["triggers"]["http"], 1);
+
+    // Refused, each with its reason; 1.0.0 keeps serving.
+    let wrong_key = rejected(&service.push(&service.bundle("1.1.0", "other")));
+    assert!(wrong_key.contains("does not trust"), "{wrong_key}");
+    let same = rejected(&service.push(&service.bundle("1.0.0", "release")));
+    assert!(
+        same.contains("not newer than the installed 1.0.0"),
+        "{same}"
+    );
+    let flipped = service.bundle("1.2.0", "release");
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&flipped, &bytes).unwrap();
+    let damaged = rejected(&service.push(&flipped));
+    assert!(damaged.contains("rejected"), "{damaged}");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(service.status()["last_update"]["result"], "rejected");
+
+    ok(&service.push(&service.bundle("1.1.0", "release")));
+    assert_eq!(service.status()["version"], "1.1.0");
+    let back = ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
+    assert!(back.contains("1.0.0"), "{back}");
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    drop(gw);
+
+    // A restart serves what was installed last.
+    let gw = service.start();
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundle_whose_component_does_not_compile_is_rejected() {
+    let service = Service::new();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    let app = service.path().join("broken");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("bad.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
+    std::fs::write(
+        app.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"hello\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"bad\"\n[component.bad]\nsource = \"bad.wasm\"\n",
+    )
+    .unwrap();
+    ok(&ctl(
+        service.path(),
+        &[
+            "bundle",
+            "broken",
+            "--key",
+            "release.key",
+            "--version",
+            "2.0.0",
+            "-o",
+            "broken.bundle",
+        ],
+    ));
+    let refused = rejected(&service.push(&service.path().join("broken.bundle")));
+    assert!(
+        refused.contains("does not load") && refused.contains("bad"),
+        "{refused}"
+    );
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    assert_eq!(service.status()["version"], "1.0.0");
+}
+
+/// Killed at every step of an update, the service comes back serving a
+/// complete generation, the old or the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_step_of_an_update_leaves_a_complete_generation() {
+    for (i, step) in ["verified", "unpacked", "loaded", "checked", "switched"]
+        .iter()
+        .enumerate()
+    {
+        let service = Service::new();
+        {
+            let gw = service.start();
+            ok(&service.push(&service.bundle("1.0.0", "release")));
+            drop(gw);
+        }
+        let paused = service.start_with(&[("GATEWAYD_TEST_PAUSE_AT", step)]);
+        let bundle = service.bundle(&format!("1.0.{}", i + 1), "release");
+        let mut push = Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+            .args([
+                "push",
+                "bundle",
+                bundle.to_str().unwrap(),
+                "--to",
+                &service.to(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            paused.wait_for_log(&format!("test pause at {step}"), Duration::from_secs(30)),
+            "{step}: {}",
+            paused.logs()
+        );
+        paused.signal(libc::SIGKILL);
+        drop(paused);
+        let _ = push.kill();
+        let _ = push.wait();
+
+        let gw = service.start();
+        let version = service.status()["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            version == "1.0.0" || version == format!("1.0.{}", i + 1),
+            "{step}: serving {version:?}\n{}",
+            gw.logs()
+        );
+        assert_eq!(get(&gw.url("/hello")).await.0, 200, "{step}");
+        let leftovers: Vec<_> = std::fs::read_dir(service.path().join("state/generations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("tmp-") || n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{step}: {leftovers:?}");
+        // And the next update goes through.
+        ok(&service.push(&service.bundle("2.0.0", "release")));
+        assert_eq!(service.status()["version"], "2.0.0");
+    }
+}
+
+/// Twenty pushes while clients keep requesting: not one request fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_pushes_under_load_drop_no_request() {
+    let service = Service::new();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    let bundles: Vec<PathBuf> = (1..=20)
+        .map(|i| service.bundle(&format!("1.0.{i}"), "release"))
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = gw.url("/hello");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, url) = (stop.clone(), url.clone());
+            tokio::spawn(async move {
+                let client = harness::client();
+                let (mut done, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => done += 1,
+                        Ok(r) => failed.push(format!("status {}", r.status())),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (done, failed)
+            })
+        })
+        .collect();
+    for bundle in &bundles {
+        ok(&service.push(bundle));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        let (done, failed) = client.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} failed requests: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        total += done;
+    }
+    assert!(total > 100, "only {total} requests ran during the pushes");
+    assert_eq!(service.status()["version"], "1.0.20");
+}
