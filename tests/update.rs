@@ -328,3 +328,38 @@ async fn twenty_pushes_under_load_drop_no_request() {
     assert!(total > 100, "only {total} requests ran during the pushes");
     assert_eq!(service.status()["version"], "1.0.20");
 }
+
+/// A bundle's health route must answer 2xx on the new app before the switch.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_route_decides_the_switch() {
+    let service = Service::new();
+    let gw = service.start();
+    let hello = examples().join("hello");
+    let bundle = |version: &str, route: &str| {
+        let name = format!("{version}.bundle");
+        ok(&ctl(
+            service.path(),
+            &[
+                "bundle",
+                hello.to_str().unwrap(),
+                "--key",
+                "release.key",
+                "--version",
+                version,
+                "--health-route",
+                route,
+                "-o",
+                &name,
+            ],
+        ));
+        service.path().join(name)
+    };
+    ok(&service.push(&bundle("1.0.0", "/hello")));
+    let unhealthy = rejected(&service.push(&bundle("1.1.0", "/nowhere")));
+    assert!(
+        unhealthy.contains("health check failed: GET /nowhere answered 404"),
+        "{unhealthy}"
+    );
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}

@@ -17,7 +17,13 @@ use gatewayd::update::keys::{TrustedKeys, key_id};
 use gatewayd::update::reader::{self, hex};
 use sha2::{Digest as _, Sha256};
 
-pub fn run(path: &Path, key: &Path, version: Option<&str>, output: &Path) -> Result<()> {
+pub fn run(
+    path: &Path,
+    key: &Path,
+    version: Option<&str>,
+    health_route: Option<String>,
+    output: &Path,
+) -> Result<()> {
     let app = gatewayd::app::load(path)?;
     let version = match version.or(app.version.as_deref()) {
         Some(v) => v.to_string(),
@@ -52,7 +58,7 @@ pub fn run(path: &Path, key: &Path, version: Option<&str>, output: &Path) -> Res
         app: app.name.clone(),
         version: version.clone(),
         manifest: relative(&root, &app.manifest_path)?,
-        health_route: None,
+        health_route,
         files: entries,
     };
     let text = manifest.to_toml();

@@ -67,6 +67,10 @@ enum Command {
         /// Where to write the bundle.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// A route the gateway GETs on the new app before switching to it;
+        /// anything but 2xx rejects the update (e.g. /health).
+        #[arg(long, value_name = "PATH")]
+        health_route: Option<String>,
     },
     /// Check a bundle offline: signature, every file's hash, safe paths.
     #[command(after_help = "Example:\n  gatewayctl verify hello.bundle --pubkey release.pub")]
@@ -136,7 +140,8 @@ fn main() -> ExitCode {
             key,
             version,
             output,
-        } => bundle::run(&path, &key, version.as_deref(), &output),
+            health_route,
+        } => bundle::run(&path, &key, version.as_deref(), health_route, &output),
         Command::Verify { file, pubkeys } => verify::run(&file, &pubkeys),
         Command::Push {
             what:

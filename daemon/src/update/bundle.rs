@@ -163,6 +163,13 @@ impl BundleManifest {
                 limits.max_total_size
             ));
         }
+        if let Some(route) = &manifest.health_route
+            && (!route.starts_with('/') || route.parse::<http::Uri>().is_err())
+        {
+            return Err(format!(
+                "{MANIFEST}: health_route {route:?} must be a path such as /health"
+            ));
+        }
         if !seen.contains(manifest.manifest.as_str()) {
             return Err(format!(
                 "{MANIFEST}: the app manifest {:?} is not among the files",

@@ -251,7 +251,13 @@ impl Controller {
                 return Err(rejection);
             }
         };
-        if let Err(e) = loaded.health_check().await {
+        let healthy = match (loaded.health_check().await, &manifest.health_route) {
+            (Ok(()), Some(route)) => {
+                super::health::check_route(loaded.http_apps[0].clone(), route).await
+            }
+            (result, _) => result,
+        };
+        if let Err(e) = healthy {
             let _ = std::fs::remove_dir_all(self.generations.path(n));
             return Err(reject(422, format!("health check failed: {e:#}")));
         }

@@ -7,5 +7,6 @@
 pub mod bundle;
 pub mod controller;
 pub mod generations;
+pub mod health;
 pub mod keys;
 pub mod reader;

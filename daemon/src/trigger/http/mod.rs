@@ -110,7 +110,7 @@ impl HttpApp {
             .collect()
     }
 
-    async fn handle(
+    pub async fn handle(
         &self,
         mut request: Request<Incoming>,
         client: SocketAddr,
