@@ -24,6 +24,8 @@ pub struct Config {
     pub admin_socket: PathBuf,
     /// Permission bits of the admin socket (owner and group only by default).
     pub admin_socket_mode: u32,
+    /// The optional TCP admin listener (HTTPS, bearer tokens).
+    pub admin_tcp: Option<AdminTcp>,
     pub allow_downgrade: bool,
     /// Largest bundle upload accepted.
     pub max_bundle_size: u64,
@@ -31,6 +33,28 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     pub max_instances: u32,
     pub drain_timeout: Duration,
+}
+
+/// `[admin] listen`: the admin API over HTTPS for remote operators; every
+/// request must carry one of `tokens` as `Authorization: Bearer ...`.
+#[derive(Clone)]
+pub struct AdminTcp {
+    pub listen: SocketAddr,
+    pub tokens: Vec<String>,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+impl std::fmt::Debug for AdminTcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens are secrets: never printed.
+        f.debug_struct("AdminTcp")
+            .field("listen", &self.listen)
+            .field("tokens", &format_args!("[{} hidden]", self.tokens.len()))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .finish()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -53,6 +77,11 @@ struct Raw {
 struct RawAdmin {
     socket: Option<PathBuf>,
     socket_mode: Option<String>,
+    listen: Option<String>,
+    #[serde(default)]
+    tokens: Vec<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +142,50 @@ impl Config {
                     key("admin.socket_mode")
                 )
             })?;
+        let admin_tcp = match raw.admin.listen.as_deref() {
+            None => {
+                if !raw.admin.tokens.is_empty() || raw.admin.tls_cert.is_some() {
+                    return Err(anyhow!(
+                        "{}: tokens and TLS files are for the TCP listener: set admin.listen too",
+                        key("admin")
+                    ));
+                }
+                None
+            }
+            Some(address) => {
+                let listen = address.parse().map_err(|e| {
+                    anyhow!(
+                        "{}: {address:?} is not an address such as 0.0.0.0:7443 ({e})",
+                        key("admin.listen")
+                    )
+                })?;
+                let tokens: Vec<String> = raw
+                    .admin
+                    .tokens
+                    .iter()
+                    .map(|t| t.trim().to_string())
+                    .collect();
+                if tokens.is_empty() || tokens.iter().any(|t| t.len() < 16) {
+                    return Err(anyhow!(
+                        "{}: the TCP admin listener needs tokens of at least 16 characters",
+                        key("admin.tokens")
+                    ));
+                }
+                let (Some(tls_cert), Some(tls_key)) = (raw.admin.tls_cert, raw.admin.tls_key)
+                else {
+                    return Err(anyhow!(
+                        "{}: the TCP admin listener speaks HTTPS only: set admin.tls_cert and admin.tls_key (PEM)",
+                        key("admin")
+                    ));
+                };
+                Some(AdminTcp {
+                    listen,
+                    tokens,
+                    tls_cert,
+                    tls_key,
+                })
+            }
+        };
         let bytes = |name: &str, value: Option<&str>, default: &str| {
             parse_bytes(value.unwrap_or(default)).map_err(|e| anyhow!("{}: {e}", key(name)))
         };
@@ -134,6 +207,7 @@ impl Config {
                 .socket
                 .unwrap_or_else(|| PathBuf::from("/run/gatewayd/admin.sock")),
             admin_socket_mode,
+            admin_tcp,
             allow_downgrade: raw.update.allow_downgrade,
             max_bundle_size: bytes(
                 "update.max_bundle_size",
@@ -196,6 +270,18 @@ mod tests {
         assert!(
             err("[limits]\nmax_instance_memory = \"lots\"").contains("limits.max_instance_memory")
         );
+        assert!(err("[admin]\nlisten = \"0.0.0.0:7443\"").contains("tokens of at least 16"));
+        assert!(
+            err("[admin]\nlisten = \"0.0.0.0:7443\"\ntokens = [\"0123456789abcdef\"]")
+                .contains("HTTPS only")
+        );
+        assert!(err("[admin]\ntokens = [\"0123456789abcdef\"]").contains("set admin.listen"));
+        let c = Config::parse(
+            "[admin]\nlisten = \"127.0.0.1:7443\"\ntokens = [\"0123456789abcdef\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"",
+            path,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 
     /// The annotated config shipped in packaging/ parses, and says the defaults.

@@ -85,7 +85,12 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
             config.admin_socket_mode,
             shutdown.clone(),
         );
+        let admin = admin.clone();
         async move { admin::serve(&socket, mode, admin, shutdown).await }
+    });
+    let admin_tcp = config.admin_tcp.clone().map(|tcp| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { admin::serve_tcp(&tcp, admin, shutdown).await })
     });
     println!(
         "gatewayd serving on http://{} (admin socket {})",
@@ -95,10 +100,12 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     tokio::spawn(signals.drive(trigger));
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout).await;
     controller.stop().await;
-    match admin_task.await {
-        Ok(Err(e)) => return Err(e),
-        Err(e) => tracing::error!("the admin API task failed: {e}"),
-        Ok(Ok(())) => {}
+    for task in std::iter::once(admin_task).chain(admin_tcp) {
+        match task.await {
+            Ok(Err(e)) => return Err(e),
+            Err(e) => tracing::error!("an admin API task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     served?;
     tracing::info!("stopped");

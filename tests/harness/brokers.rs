@@ -218,7 +218,7 @@ impl Drop for MosquittoBroker {
 
 /// A CA (`ca.pem`) and a server certificate for localhost and 127.0.0.1
 /// (`server.pem`, `server.key`) in `dir`.
-fn make_certificates(dir: &std::path::Path) {
+pub fn make_certificates(dir: &std::path::Path) {
     let openssl = |args: &[&str]| {
         let status = Command::new("openssl")
             .args(args)
@@ -254,6 +254,22 @@ fn make_certificates(dir: &std::path::Path) {
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         )
         .unwrap();
+    }
+}
+
+/// Waits (bounded) until `done` holds for what `received` holds; returns it.
+async fn wait_until(
+    received: &Mutex<Vec<Received>>,
+    timeout: Duration,
+    done: impl Fn(&[Received]) -> bool,
+) -> Vec<Received> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = received.lock().unwrap().clone();
+        if done(&now) || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -373,14 +389,7 @@ impl MqttClient {
         timeout: Duration,
         done: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let received = self.received();
-            if done(&received) || Instant::now() > deadline {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(&self.received, timeout, done).await
     }
 }
 
@@ -430,14 +439,7 @@ impl RedisWatcher {
         timeout: Duration,
         done: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let received = self.received();
-            if done(&received) || Instant::now() > deadline {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(&self.received, timeout, done).await
     }
 }
 

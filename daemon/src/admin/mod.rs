@@ -8,6 +8,13 @@
 //! - `POST /v1/rollback`: back to the previous generation.
 //!
 //! Every answer is JSON; errors are `{"ok": false, "error": "..."}`.
+//!
+//! With `[admin] listen`, the same API is also served over HTTPS on TCP for
+//! remote operators (`tcp`), where every request needs a bearer token.
+
+mod tcp;
+
+pub use tcp::serve_tcp;
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
@@ -74,22 +81,41 @@ pub async fn serve(
             },
             _ = shutdown.requested() => break,
         };
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let admin = admin.clone();
-                async move { Ok::<_, Infallible>(admin.route(request).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("admin connection ended: {e}");
-            }
-        });
+        tokio::spawn(serve_connection(stream, admin.clone(), None));
     }
     let _ = std::fs::remove_file(path);
     Ok(())
+}
+
+/// Serves one connection; with `tokens`, a request without one of them as
+/// its bearer token gets 401.
+async fn serve_connection<IO>(io: IO, admin: Arc<Admin>, tokens: Option<Arc<Vec<String>>>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let admin = admin.clone();
+        let allowed = tokens
+            .as_ref()
+            .is_none_or(|tokens| tcp::authorized(&request, tokens));
+        async move {
+            Ok::<_, Infallible>(if allowed {
+                admin.route(request).await
+            } else {
+                discard(request.into_body());
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid token is required: gatewayctl --token (or GATEWAYCTL_TOKEN)",
+                )
+            })
+        }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!("admin connection ended: {e}");
+    }
 }
 
 impl Admin {

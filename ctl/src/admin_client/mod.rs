@@ -1,6 +1,7 @@
 //! The transport of gatewayctl's network commands: where gatewayd's admin API
-//! is (`--to`, `--token`), one HTTP/1.1 request per connection over its unix
-//! socket, a request body streamed from a file with progress, and the JSON
+//! is (`--to`, `--token`, `--ca-file`), one HTTP/1.1 request per connection
+//! over its unix socket or HTTPS, a request body streamed from a file with
+//! progress, and the JSON
 //! answer. The commands (`push`, `status`, `rollback`) only build requests and
 //! print answers; every connection error is worded here.
 
@@ -54,12 +55,21 @@ pub struct Connection {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// For https:// addresses: also trust the CA certificates in this PEM
+    /// file for gatewayd's admin certificate (public roots are built in).
+    #[arg(long, value_name = "PEM", env = "GATEWAYCTL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A parsed `--to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     Unix(PathBuf),
+    /// gatewayd's TCP admin listener (`[admin] listen`), over TLS.
+    Https {
+        host: String,
+        port: u16,
+    },
 }
 
 impl Address {
@@ -75,7 +85,24 @@ impl Address {
                 "unix" => bail!(
                     "--to {to}: the socket path must be absolute, as in unix:///run/gatewayd/admin.sock"
                 ),
-                "https" | "http" => bail!("--to {to}: not supported yet: use unix://PATH"),
+                "https" => {
+                    let uri: hyper::Uri = to.parse().map_err(|e| {
+                        anyhow!("--to {to}: not an address such as https://gw:7443 ({e})")
+                    })?;
+                    let host = uri
+                        .host()
+                        .filter(|h| !h.is_empty())
+                        .ok_or_else(|| anyhow!("--to {to}: no host"))?;
+                    let host = host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_string();
+                    Ok(Address::Https {
+                        host,
+                        port: uri.port_u16().unwrap_or(443),
+                    })
+                }
+                "http" => bail!("--to {to}: the TCP admin API speaks HTTPS only: use https://"),
                 _ => bail!("--to {to}: unknown scheme {scheme:?}: use unix://PATH"),
             },
         }
@@ -86,6 +113,7 @@ impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Address::Unix(path) => write!(f, "{}", path.display()),
+            Address::Https { host, port } => write!(f, "https://{host}:{port}"),
         }
     }
 }
@@ -158,6 +186,7 @@ fn truncate(text: &str, max: usize) -> String {
 pub struct Client {
     address: Address,
     token: Option<String>,
+    ca_files: Vec<PathBuf>,
 }
 
 impl Client {
@@ -171,7 +200,11 @@ impl Client {
                 Some(token.to_string())
             }
         };
-        Ok(Client { address, token })
+        Ok(Client {
+            address,
+            token,
+            ca_files: connection.ca_file.iter().cloned().collect(),
+        })
     }
 
     /// `method path` with no body; waits at most `timeout` for the answer.
@@ -207,14 +240,33 @@ impl Client {
         upload: Option<Sending>,
         timeout: Duration,
     ) -> Result<Reply> {
-        let Address::Unix(socket) = &self.address;
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| unreachable_error(socket, &e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| anyhow!("cannot talk HTTP with gatewayd at {}: {e}", self.address))?;
-        let connection = tokio::spawn(connection);
+        let (mut sender, connection) = match &self.address {
+            Address::Unix(socket) => {
+                let stream = UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| unreachable_error(socket, &e))?;
+                self.handshake(stream).await?
+            }
+            Address::Https { host, port } => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| {
+                        anyhow!(
+                            "cannot reach gatewayd at {}: {}",
+                            self.address,
+                            os_message(&e)
+                        )
+                    })?;
+                let tls = gatewayd::tls::client_config(&self.ca_files)?;
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| anyhow!("--to {}: {e}", self.address))?;
+                let stream = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| anyhow!("TLS with gatewayd at {} failed: {e} (its certificate from a private CA? pass --ca-file)", self.address))?;
+                self.handshake(stream).await?
+            }
+        };
 
         let mut request = Request::builder()
             .method(method.clone())
@@ -261,6 +313,23 @@ impl Client {
         });
         connection.abort();
         reply?
+    }
+
+    /// HTTP/1.1 over `io`; the connection is driven by a task of its own.
+    async fn handshake<IO>(
+        &self,
+        io: IO,
+    ) -> Result<(
+        hyper::client::conn::http1::SendRequest<UnsyncBoxBody<Bytes, io::Error>>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    )>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| anyhow!("cannot talk HTTP with gatewayd at {}: {e}", self.address))?;
+        Ok((sender, tokio::spawn(connection)))
     }
 
     fn exchange_error(
@@ -451,347 +520,4 @@ impl Body for Upload {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    use http_body_util::Full;
-    use hyper::body::Incoming;
-    use hyper::service::service_fn;
-    use tokio::net::UnixListener;
-
-    /// What the fake daemon saw of one request.
-    #[derive(Debug, Clone, Default)]
-    pub struct Seen {
-        pub method: String,
-        pub path: String,
-        pub content_length: Option<String>,
-        pub authorization: Option<String>,
-        pub host: Option<String>,
-        pub body: Vec<u8>,
-    }
-
-    /// A fake gatewayd on `socket`: records each request, answers `status`
-    /// and `json`, serves forever (the test's runtime ends it).
-    pub async fn fake_daemon(
-        socket: PathBuf,
-        status: u16,
-        json: &'static str,
-    ) -> Arc<Mutex<Vec<Seen>>> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = UnixListener::bind(&socket).unwrap();
-        let record = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let record = record.clone();
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let record = record.clone();
-                    async move {
-                        let header = |name| {
-                            request
-                                .headers()
-                                .get(name)
-                                .map(|v: &hyper::header::HeaderValue| {
-                                    v.to_str().unwrap().to_string()
-                                })
-                        };
-                        let mut seen = Seen {
-                            method: request.method().to_string(),
-                            path: request.uri().to_string(),
-                            content_length: header(CONTENT_LENGTH),
-                            authorization: header(AUTHORIZATION),
-                            host: header(HOST),
-                            body: Vec::new(),
-                        };
-                        seen.body = request.into_body().collect().await?.to_bytes().to_vec();
-                        record.lock().unwrap().push(seen);
-                        let response = hyper::Response::builder()
-                            .status(status)
-                            .header(CONTENT_TYPE, "application/json")
-                            .body(Full::new(Bytes::from_static(json.as_bytes())))
-                            .unwrap();
-                        Ok::<_, hyper::Error>(response)
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        seen
-    }
-
-    pub fn connection(socket: &Path, token: Option<&str>) -> Connection {
-        Connection {
-            to: format!("unix://{}", socket.display()),
-            token: token.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            Address::parse("unix:///run/gatewayd/admin.sock").unwrap(),
-            Address::Unix("/run/gatewayd/admin.sock".into())
-        );
-        assert_eq!(
-            Address::parse("/tmp/a.sock").unwrap(),
-            Address::Unix("/tmp/a.sock".into())
-        );
-        let https = Address::parse("https://gw.example:8443").unwrap_err();
-        assert!(
-            https
-                .to_string()
-                .contains("not supported yet: use unix://PATH"),
-            "{https}"
-        );
-        assert!(Address::parse("unix://relative.sock").is_err());
-        assert!(Address::parse("ftp://x").is_err());
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn streams_a_file_with_its_length_and_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let seen = fake_daemon(socket.clone(), 200, r#"{"ok": true}"#).await;
-
-        // Not a multiple of the chunk size, several chunks long.
-        let content: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i % 251) as u8).collect();
-        let file = dir.path().join("app.bundle");
-        std::fs::write(&file, &content).unwrap();
-
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let record = reports.clone();
-        let upload = Upload::open(&file)
-            .unwrap()
-            .on_progress(Box::new(move |sent, total| {
-                record.lock().unwrap().push((sent, total))
-            }));
-        let client = Client::new(&connection(&socket, Some("s3cret"))).unwrap();
-        let reply = client
-            .upload(Method::POST, "/v1/bundles", upload, Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.json["ok"], true);
-
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].method, "POST");
-        assert_eq!(seen[0].path, "/v1/bundles");
-        assert_eq!(
-            seen[0].content_length.as_deref(),
-            Some(content.len().to_string().as_str())
-        );
-        assert_eq!(seen[0].authorization.as_deref(), Some("Bearer s3cret"));
-        assert_eq!(seen[0].host.as_deref(), Some("localhost"));
-        assert!(seen[0].body == content, "body differs");
-
-        let reports = reports.lock().unwrap();
-        assert_eq!(reports.len(), 4, "{reports:?}");
-        assert_eq!(reports[0], (CHUNK as u64, content.len() as u64));
-        assert_eq!(
-            *reports.last().unwrap(),
-            (content.len() as u64, content.len() as u64)
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn empty_file_and_get() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let seen = fake_daemon(
-            socket.clone(),
-            404,
-            r#"{"ok": false, "error": "no such path"}"#,
-        )
-        .await;
-        let file = dir.path().join("empty");
-        std::fs::write(&file, b"").unwrap();
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let reply = client
-            .upload(
-                Method::POST,
-                "/v1/bundles",
-                Upload::open(&file).unwrap(),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 404);
-        assert_eq!(reply.error_message(), "no such path");
-        let reply = client
-            .call(Method::GET, "/v1/status", Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 404);
-
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen[0].content_length.as_deref(), Some("0"));
-        assert_eq!(seen[1].method, "GET");
-        assert_eq!(seen[1].path, "/v1/status");
-        assert_eq!(seen[1].content_length, None);
-        assert_eq!(seen[1].authorization, None);
-        assert!(seen[1].body.is_empty());
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn unreachable_daemon() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("missing.sock");
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let error = client
-            .call(Method::GET, "/v1/status", Duration::from_secs(5))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            error,
-            format!(
-                "cannot reach gatewayd at {}: No such file or directory \
-                 (is it running? is the path [admin] socket of its config?)",
-                socket.display()
-            )
-        );
-
-        // A socket file nobody listens on.
-        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        let error = client
-            .call(Method::GET, "/v1/status", Duration::from_secs(5))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("Connection refused"), "{error}");
-    }
-
-    /// gatewayd may refuse a bundle from its headers alone (too large, a
-    /// push already running) and answer before reading the body.
-    #[tokio::test(flavor = "current_thread")]
-    async fn answer_before_the_body_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let service = service_fn(|request: Request<Incoming>| async {
-                    // Answer at once, and read the rest of the upload so that
-                    // the client, still sending, sees the answer.
-                    tokio::spawn(request.into_body().collect());
-                    let response = hyper::Response::builder()
-                        .status(413)
-                        .body(Full::new(Bytes::from_static(
-                            br#"{"ok": false, "error": "bundle too large"}"#,
-                        )))
-                        .unwrap();
-                    Ok::<_, hyper::Error>(response)
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        let file = dir.path().join("big.bundle");
-        std::fs::write(&file, vec![7u8; 32 << 20]).unwrap();
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let reply = client
-            .upload(
-                Method::POST,
-                "/v1/bundles",
-                Upload::open(&file).unwrap(),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 413);
-        assert_eq!(reply.error_message(), "bundle too large");
-    }
-
-    /// A daemon that hangs up in the middle of an upload.
-    #[tokio::test(flavor = "current_thread")]
-    async fn hang_up_during_the_upload() {
-        use tokio::io::AsyncReadExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                let mut head = [0; 1024];
-                let _ = stream.read(&mut head).await;
-                drop(stream);
-            }
-        });
-        let file = dir.path().join("big.bundle");
-        std::fs::write(&file, vec![7u8; 32 << 20]).unwrap();
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let error = client
-            .upload(
-                Method::POST,
-                "/v1/bundles",
-                Upload::open(&file).unwrap(),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("closed the connection after")
-                && error.contains(&format!("of {} bytes of {}", 32 << 20, file.display()))
-                && error.contains("did it refuse the upload?"),
-            "{error}"
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn daemon_that_hangs_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                drop(stream);
-            }
-        });
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let error = client
-            .call(Method::GET, "/v1/status", Duration::from_secs(5))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("closed the connection without answering GET /v1/status"),
-            "{error}"
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn slow_daemon_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        tokio::spawn(async move {
-            let mut kept = Vec::new();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                kept.push(stream);
-            }
-        });
-        let client = Client::new(&connection(&socket, None)).unwrap();
-        let error = client
-            .call(Method::GET, "/v1/status", Duration::from_millis(200))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("did not answer GET /v1/status within 200ms"),
-            "{error}"
-        );
-    }
-}
+mod tests;
