@@ -496,3 +496,37 @@ fn bundling_needs_a_version_and_a_loadable_app() {
     assert!(broken.contains("missing.wasm"), "{broken}");
     assert!(!dir.path().join("a.bundle").exists());
 }
+
+/// A bundle whose manifest was signed by the standard `minisign` tool (with
+/// a key it made) verifies: the signature is plain minisign over bundle.toml.
+#[test]
+fn a_bundle_signed_with_the_minisign_tool_verifies() {
+    let dir = signed_hello();
+    let d = dir.path();
+    let made = Command::new("minisign")
+        .args(["-G", "-W", "-p", "tool.pub", "-s", "tool.key"])
+        .current_dir(d)
+        .output()
+        .expect("running minisign (apt-get install minisign)");
+    ok(&made);
+    let mut entries = read_entries(&d.join("hello.bundle"));
+    std::fs::write(d.join("bundle.toml"), &entries[0].2).unwrap();
+    let signed = Command::new("minisign")
+        .args(["-S", "-s", "tool.key", "-m", "bundle.toml"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    ok(&signed);
+    entries[1].2 = std::fs::read(d.join("bundle.toml.minisig")).unwrap();
+    write_entries(&d.join("tool.bundle"), &entries);
+    let verified = ok(&gatewayctl(
+        d,
+        &["verify", "tool.bundle", "--pubkey", "tool.pub"],
+    ));
+    assert!(verified.contains("OK"), "{verified}");
+    let other = failed(&gatewayctl(
+        d,
+        &["verify", "tool.bundle", "--pubkey", "release.pub"],
+    ));
+    assert!(other.contains("does not trust"), "{other}");
+}

@@ -362,6 +362,30 @@ async fn the_health_route_decides_the_switch() {
     );
     assert_eq!(service.status()["version"], "1.0.0");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
+
+    // A component that traps on its health route is refused the same way.
+    let probe = examples().join("probe");
+    ok(&ctl(
+        service.path(),
+        &[
+            "bundle",
+            probe.to_str().unwrap(),
+            "--key",
+            "release.key",
+            "--version",
+            "3.0.0",
+            "--health-route",
+            "/probe/trap",
+            "-o",
+            "trap.bundle",
+        ],
+    ));
+    let trapped = rejected(&service.push(&service.path().join("trap.bundle")));
+    assert!(
+        trapped.contains("GET /probe/trap answered 500"),
+        "{trapped}"
+    );
+    assert_eq!(service.status()["version"], "1.0.0");
 }
 
 /// The TCP admin listener: HTTPS with the configured certificate, and a
@@ -410,4 +434,30 @@ async fn the_tcp_admin_api_needs_tls_and_a_token() {
     let untrusted = rejected(&ctl(d, &["status", "--to", &to, "--token", token]));
     assert!(untrusted.contains("--ca-file"), "{untrusted}");
     assert!(!gw.logs().contains(token), "{}", gw.logs());
+}
+
+/// A current generation that no longer loads (its files damaged on disk):
+/// the service starts the previous one and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_current_generation_falls_back_to_the_previous() {
+    let service = Service::new();
+    {
+        let _gw = service.start();
+        ok(&service.push(&service.bundle("1.0.0", "release")));
+        ok(&service.push(&service.bundle("1.1.0", "release")));
+        assert_eq!(service.status()["generation"], 2);
+    }
+    let wasm = service
+        .path()
+        .join("state/generations/2/app/target/wasm32-wasip2/release/hello.wasm");
+    std::fs::write(&wasm, b"\0asm damaged by a bad sector").unwrap();
+    let gw = service.start();
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert!(
+        gw.logs()
+            .contains("falling back to the previous generation 1"),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
