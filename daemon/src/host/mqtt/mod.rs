@@ -89,7 +89,12 @@ impl MqttConnections {
         if !username.is_empty() {
             options.set_credentials(username, password);
         }
-        let (client, event_loop) = AsyncClient::new(options, QUEUE_CAPACITY);
+        let (client, mut event_loop) = AsyncClient::new(options, QUEUE_CAPACITY);
+        // Small packets answered at once (a publish, then its ack): without
+        // NODELAY, Nagle waits for the peer's delayed ACK, some 40 ms each time.
+        let mut network = event_loop.network_options();
+        network.set_tcp_nodelay(true);
+        event_loop.set_network_options(network);
         let acks = Arc::new(Acks::default());
         let connected = acks::run_event_loop(event_loop, acks.clone(), format!("{host}:{port}"));
         match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {

@@ -80,7 +80,12 @@ impl Session {
             options.set_credentials(&broker.username, &broker.password);
         }
         let concurrency = trigger.delivery.concurrency;
-        let (client, events) = AsyncClient::new(options, CLIENT_QUEUE);
+        let (client, mut events) = AsyncClient::new(options, CLIENT_QUEUE);
+        // Acks and replies are small packets sent at once: without NODELAY,
+        // Nagle holds them for the broker's delayed ACK, some 40 ms each time.
+        let mut network = events.network_options();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         let (to_session, outgoing) = mpsc::unbounded_channel();
         let name = format!(
             "MQTT trigger \"{}\" ({} as {client_id}, topic {:?})",
