@@ -461,3 +461,54 @@ async fn a_broken_current_generation_falls_back_to_the_previous() {
     );
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
+
+/// Uploads refused before or while they are read: too large (413, decided
+/// from the length the client announces, the rest of the upload drained so
+/// the client gets the answer), cut short, or not a bundle at all; the app
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_truncated_and_junk_uploads_are_refused() {
+    let service = Service::new();
+    let mut config = std::fs::read_to_string(service.path().join("gatewayd.toml")).unwrap();
+    config.push_str("[update]\nmax_bundle_size = \"200KiB\"\n");
+    std::fs::write(service.path().join("gatewayd.toml"), config).unwrap();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+
+    let probe = examples().join("probe");
+    ok(&ctl(
+        service.path(),
+        &[
+            "bundle",
+            probe.to_str().unwrap(),
+            "--key",
+            "release.key",
+            "--version",
+            "2.0.0",
+            "-o",
+            "big.bundle",
+        ],
+    ));
+    assert!(
+        std::fs::metadata(service.path().join("big.bundle"))
+            .unwrap()
+            .len()
+            > 200 << 10
+    );
+    let big = rejected(&service.push(&service.path().join("big.bundle")));
+    assert!(
+        big.contains("larger than [update] max_bundle_size"),
+        "{big}"
+    );
+
+    let whole = std::fs::read(service.bundle("1.1.0", "release")).unwrap();
+    std::fs::write(service.path().join("cut.bundle"), &whole[..whole.len() / 2]).unwrap();
+    let cut = rejected(&service.push(&service.path().join("cut.bundle")));
+    assert!(cut.contains("truncated"), "{cut}");
+    std::fs::write(service.path().join("junk.bundle"), b"not a bundle at all").unwrap();
+    let junk = rejected(&service.push(&service.path().join("junk.bundle")));
+    assert!(junk.contains("not a gatewayd bundle"), "{junk}");
+
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}
