@@ -512,3 +512,55 @@ async fn oversize_truncated_and_junk_uploads_are_refused() {
     assert_eq!(service.status()["version"], "1.0.0");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
+
+/// After each switch the compiled-code cache keeps only the code of the
+/// current and the previous generation.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_code_cache_keeps_only_the_kept_generations() {
+    let service = Service::new();
+    let gw = service.start();
+    for (version, app) in [
+        ("1.0.0", "hello"),
+        ("1.1.0", "hello-sdk5"),
+        ("1.2.0", "hello-wstd"),
+    ] {
+        let name = format!("{app}.bundle");
+        let source = examples().join(app);
+        ok(&ctl(
+            service.path(),
+            &[
+                "bundle",
+                source.to_str().unwrap(),
+                "--key",
+                "release.key",
+                "--version",
+                version,
+                "-o",
+                &name,
+            ],
+        ));
+        ok(&service.push(&service.path().join(name)));
+    }
+    let entries: Vec<String> = std::fs::read_dir(service.path().join("state/cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}\n{}", gw.logs());
+    assert!(
+        gw.logs().contains("removed 1 compiled-code cache entries"),
+        "{}",
+        gw.logs()
+    );
+    // The previous generation still starts from the cache after a rollback.
+    ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
+    assert_eq!(service.status()["version"], "1.1.0");
+    assert!(
+        gw.wait_for_log(
+            "loaded precompiled code from the cache component=hello-sdk5",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        gw.logs()
+    );
+}

@@ -93,6 +93,33 @@ impl CodeCache {
     }
 }
 
+impl CodeCache {
+    /// Deletes every entry but this engine's code for the wasm files whose
+    /// sha256 (lower-case hex) is in `keep`: code for components no longer
+    /// installed, and code from other engine versions or settings, which this
+    /// engine could never load. Returns how many entries were removed.
+    pub fn retain(&self, keep: &std::collections::BTreeSet<String>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some(stem) = name.strip_suffix(".cwasm") else {
+                continue;
+            };
+            let wanted = stem
+                .split_once('-')
+                .is_some_and(|(digest, engine)| engine == self.engine_key && keep.contains(digest));
+            if !wanted && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
 /// Writes `bytes` to `path` so that `path` is either absent or complete, even
 /// across power loss: temporary file, fsync, rename, fsync of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -433,6 +433,20 @@ impl Controller {
             .map_err(|e| reject(500, format!("persisting the switch: {e:#}")))?;
         let keep: Vec<u64> = [Some(current), previous].into_iter().flatten().collect();
         self.generations.remove_others(&keep);
+        // Compiled code of components no kept generation has: on a board's
+        // flash, every update would otherwise leave megabytes behind.
+        let mut digests = std::collections::BTreeSet::new();
+        for n in &keep {
+            match self.generations.manifest(*n) {
+                Ok(manifest) => digests.extend(manifest.files.into_iter().map(|f| f.sha256)),
+                // Without the full picture, keep everything.
+                Err(_) => return Ok(()),
+            }
+        }
+        let removed = self.shared.cache.retain(&digests);
+        if removed > 0 {
+            tracing::info!("removed {removed} compiled-code cache entries no kept generation uses");
+        }
         Ok(())
     }
 }
