@@ -139,3 +139,24 @@ async fn requests_beyond_the_instance_pool_wait_instead_of_failing() {
         started.elapsed()
     );
 }
+
+/// A clean stop is quiet: reused WASI 0.3 instances still idle at SIGTERM
+/// are dropped without an error line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_logs_no_error() {
+    let mut gw = Gateway::start(&examples().join("hello"));
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    }
+    gw.signal(libc::SIGTERM);
+    let exit = gw
+        .wait(Duration::from_secs(15))
+        .expect("gatewayd did not exit");
+    assert!(exit.success(), "{exit}");
+    assert!(
+        gw.wait_for_log("stopped", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(!gw.logs().contains("ERROR"), "{}", gw.logs());
+}

@@ -220,6 +220,14 @@ impl WorkerState for Worker {
         // hit it has already been answered with a 500.
         if let Err(e) = result {
             let component = &*self.component_id;
+            // wasmtime-wasi-http reports a worker whose future was dropped
+            // unfinished as "worker panicked", panic or not: an idle reused
+            // instance dropped with its runtime at shutdown is no failure.
+            if !std::thread::panicking() && e.to_string() == "worker panicked" {
+                tracing::debug!(component, "instance dropped unfinished (shutting down)");
+                drop(store);
+                return;
+            }
             let deadline =
                 e.is::<ExpirationError>() || e.root_cause().to_string() == "guest timed out";
             if deadline {
