@@ -27,6 +27,7 @@ pub mod loaded;
 pub mod runtime_config;
 pub mod serve;
 pub mod shutdown;
+pub mod state_dir;
 pub mod tls;
 pub mod trigger;
 pub mod up;

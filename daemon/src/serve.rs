@@ -23,7 +23,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     let explicit = config_path.is_some();
     let path = config_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let config = Config::load(&path, explicit)?;
-    crate::up::ensure_private_dir(&config.state_dir)?;
+    crate::state_dir::ensure_private_dir(&config.state_dir)?;
     let keys = TrustedKeys::load(&config.trusted_keys)?;
     if keys.is_empty() {
         tracing::warn!(

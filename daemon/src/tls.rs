@@ -1,4 +1,5 @@
-//! TLS client settings for broker connections (`mqtts://`): which certificate
+//! TLS client settings for broker connections (`mqtts://`), and the MQTT
+//! client built on them: which certificate
 //! authorities the gateway trusts. The public web roots are built in (boards
 //! often lack an up-to-date system store); `--tls-ca-file` adds a private CA,
 //! as edge brokers often use one.
@@ -47,13 +48,27 @@ pub fn client_config(ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>> 
     Ok(Arc::new(config))
 }
 
-/// The rumqttc transport for an `mqtt://` or `mqtts://` address.
-pub fn mqtt_transport(scheme: &str, config: &Arc<rustls::ClientConfig>) -> rumqttc::Transport {
-    if scheme == "mqtts" {
+/// A rumqttc client for an `mqtt://` or `mqtts://` address (`scheme`), the
+/// one way gatewayd opens broker connections (outbound MQTT and the trigger).
+pub fn mqtt_client(
+    mut options: rumqttc::MqttOptions,
+    scheme: &str,
+    config: &Arc<rustls::ClientConfig>,
+    queue: usize,
+) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    options.set_transport(if scheme == "mqtts" {
         rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(config.clone()))
     } else {
         rumqttc::Transport::tcp()
-    }
+    });
+    let (client, mut events) = rumqttc::AsyncClient::new(options, queue);
+    // Small packets answered at once (a publish, then its ack; a message,
+    // then its reply): without NODELAY, Nagle holds them for the peer's
+    // delayed ACK, some 40 ms each time.
+    let mut network = events.network_options();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
+    (client, events)
 }
 
 /// The port an MQTT address means when it names none.

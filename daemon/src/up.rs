@@ -1,8 +1,6 @@
 //! `gatewayd up`: load one app from a spin.toml and serve it in the foreground.
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -13,11 +11,12 @@ use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::engine::{self, EngineSettings, EpochTicker, cache::CodeCache};
 use crate::executor::InstanceLimits;
-use crate::host::key_value::{KeyValueLimits, Stores};
+use crate::host::key_value::KeyValueLimits;
 use crate::host::outbound_http::{SelfAddress, publish_self_address};
 use crate::loaded::{Loaded, Shared};
 use crate::runtime_config::RuntimeConfig;
 use crate::shutdown::{self, Signals};
+use crate::state_dir::{default_state_dir, ensure_private_dir, open_stores};
 use crate::trigger::http::{self, AppSlot, HttpApp, HttpOptions, ReusePolicy};
 use crate::trigger::reconnect::redact;
 
@@ -109,24 +108,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// The app's key-value stores (`<state dir>/kv/<app>/` unless the runtime
-/// config places them), with the default store seeded from `--key-value`.
-pub(crate) async fn open_stores(
-    state_dir: &Path,
-    app: &str,
-    config: &RuntimeConfig,
-    limits: KeyValueLimits,
-    seed: &[(String, String)],
-) -> Result<Arc<Stores>> {
-    let stores = Stores::open(
-        &state_dir.join("kv").join(app),
-        &config.key_value_stores,
-        limits,
-    )?;
-    stores.seed_default(seed).await?;
-    Ok(Arc::new(stores))
-}
-
 pub fn print_banner(app: &App, address: std::net::SocketAddr, http_app: &HttpApp) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Serving app \"{}\" on http://{address}", app.name);
@@ -159,45 +140,4 @@ pub fn print_banner(app: &App, address: std::net::SocketAddr, http_app: &HttpApp
         }
     }
     let _ = out.flush();
-}
-
-/// `$XDG_STATE_HOME/gatewayd`, else `~/.local/state/gatewayd`. There is no
-/// shared fallback such as /tmp: compiled code is loaded from this folder, so
-/// it must belong to us alone.
-fn default_state_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("gatewayd"));
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(home).join(".local/state/gatewayd"));
-    }
-    anyhow::bail!("neither XDG_STATE_HOME nor HOME is set: pass --state-dir")
-}
-
-/// Creates `dir` (mode 0700) if needed and checks that it is ours and not
-/// writable by others: the code cache in it is loaded as native code.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating the state dir {}", dir.display()))?;
-    let meta = std::fs::metadata(dir)
-        .with_context(|| format!("reading the state dir {}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    anyhow::ensure!(
-        meta.uid() == uid,
-        "state dir {} belongs to uid {}, not to this user ({uid}): refusing to load code from it",
-        dir.display(),
-        meta.uid()
-    );
-    anyhow::ensure!(
-        meta.mode() & 0o022 == 0,
-        "state dir {} is writable by group or others (mode {:o}): refusing to load code from it \
-         (chmod go-w it)",
-        dir.display(),
-        meta.mode() & 0o777
-    );
-    Ok(())
 }

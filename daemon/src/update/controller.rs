@@ -381,7 +381,7 @@ impl Controller {
             std::env::var(name).ok()
         })
         .map_err(|e| reject(422, format!("{e:#}")))?;
-        let stores = crate::up::open_stores(
+        let stores = crate::state_dir::open_stores(
             &self.shared.state_dir,
             &app.name,
             &crate::runtime_config::RuntimeConfig::default(),

@@ -84,17 +84,12 @@ impl MqttConnections {
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let mut options = MqttOptions::new(id, host, port);
-        options.set_transport(crate::tls::mqtt_transport(scheme, &self.tls));
         options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
         if !username.is_empty() {
             options.set_credentials(username, password);
         }
-        let (client, mut event_loop) = AsyncClient::new(options, QUEUE_CAPACITY);
-        // Small packets answered at once (a publish, then its ack): without
-        // NODELAY, Nagle waits for the peer's delayed ACK, some 40 ms each time.
-        let mut network = event_loop.network_options();
-        network.set_tcp_nodelay(true);
-        event_loop.set_network_options(network);
+        let (client, event_loop) =
+            crate::tls::mqtt_client(options, scheme, &self.tls, QUEUE_CAPACITY);
         let acks = Arc::new(Acks::default());
         let connected = acks::run_event_loop(event_loop, acks.clone(), format!("{host}:{port}"));
         match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {

@@ -73,19 +73,13 @@ impl Session {
         // subscription and the QoS 1/2 messages we have not acknowledged.
         options.set_clean_session(false);
         options.set_manual_acks(true);
-        options.set_transport(tls::mqtt_transport(scheme, tls));
         options.set_keep_alive(broker.keep_alive);
         options.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         if !broker.username.is_empty() {
             options.set_credentials(&broker.username, &broker.password);
         }
         let concurrency = trigger.delivery.concurrency;
-        let (client, mut events) = AsyncClient::new(options, CLIENT_QUEUE);
-        // Acks and replies are small packets sent at once: without NODELAY,
-        // Nagle holds them for the broker's delayed ACK, some 40 ms each time.
-        let mut network = events.network_options();
-        network.set_tcp_nodelay(true);
-        events.set_network_options(network);
+        let (client, events) = tls::mqtt_client(options, scheme, tls, CLIENT_QUEUE);
         let (to_session, outgoing) = mpsc::unbounded_channel();
         let name = format!(
             "MQTT trigger \"{}\" ({} as {client_id}, topic {:?})",
