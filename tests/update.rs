@@ -6,129 +6,11 @@
 
 mod harness;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-use harness::{Gateway, examples, get};
-
-/// A service folder: config, state dir, admin socket, a trusted key pair
-/// `release.{key,pub}` and an untrusted one `other.{key,pub}`.
-struct Service {
-    dir: tempfile::TempDir,
-}
-
-impl Service {
-    fn new() -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::create_dir(d.join("state")).unwrap();
-        std::fs::set_permissions(
-            d.join("state"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        for key in ["release", "other"] {
-            ok(&ctl(d, &["keygen", "-o", key]));
-        }
-        std::fs::write(
-            d.join("gatewayd.toml"),
-            format!(
-                "listen = \"127.0.0.1:0\"\nstate_dir = \"{0}/state\"\ntrusted_keys = [\"{0}/release.pub\"]\n\
-                 [admin]\nsocket = \"{0}/admin.sock\"\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        Service { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn start(&self) -> Gateway {
-        self.start_with(&[])
-    }
-
-    fn start_with(&self, env: &[(&str, &str)]) -> Gateway {
-        Gateway::serve(
-            &self.path().join("gatewayd.toml"),
-            &self.path().join("state"),
-            env,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `hello-<version>.bundle`, signed by `key`.
-    fn bundle(&self, version: &str, key: &str) -> PathBuf {
-        let name = format!("hello-{version}-{key}.bundle");
-        let hello = examples().join("hello");
-        ok(&ctl(
-            self.path(),
-            &[
-                "bundle",
-                hello.to_str().unwrap(),
-                "--key",
-                &format!("{key}.key"),
-                "--version",
-                version,
-                "-o",
-                &name,
-            ],
-        ));
-        self.path().join(name)
-    }
-
-    fn to(&self) -> String {
-        format!("unix://{}", self.path().join("admin.sock").display())
-    }
-
-    fn push(&self, bundle: &Path) -> Output {
-        ctl(
-            self.path(),
-            &[
-                "push",
-                "bundle",
-                bundle.to_str().unwrap(),
-                "--to",
-                &self.to(),
-            ],
-        )
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = ok(&ctl(self.path(), &["status", "--to", &self.to(), "--json"]));
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-}
-
-fn ctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running gatewayctl")
-}
-
-fn ok(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn rejected(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "accepted: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
+use harness::{Service, ctl, examples, get, ok, rejected};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn push_status_rejections_and_rollback() {
@@ -556,11 +438,14 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
     ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
     assert_eq!(service.status()["version"], "1.1.0");
     assert!(
-        gw.wait_for_log(
-            "loaded precompiled code from the cache component=hello-sdk5",
-            Duration::from_secs(5)
-        ),
+        gw.wait_for_log("from the cache (", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("from the cache ("))
+        .unwrap();
+    assert!(line.contains("component=hello-sdk5"), "{line}");
 }

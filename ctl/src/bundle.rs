@@ -11,17 +11,35 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use gatewayd::update::bundle::{
-    self, APP_DIR, BundleManifest, FORMAT, FileEntry, Limits, MANIFEST, SIGNATURE,
+    self, APP_DIR, BundleManifest, FORMAT, FileEntry, Limits, MANIFEST, PrecompiledEntry, SIGNATURE,
 };
 use gatewayd::update::keys::{TrustedKeys, key_id};
 use gatewayd::update::reader::{self, hex};
 use sha2::{Digest as _, Sha256};
+
+/// Where precompiled code goes in a bundle: beside the app's files, in a
+/// folder no Spin app uses.
+const PRECOMPILED_DIR: &str = ".gatewayd-precompiled";
+
+/// Boards to precompile the components for.
+pub struct Precompile {
+    pub targets: Vec<String>,
+    /// The boards' gatewayd.toml, for its `[engine]` section.
+    pub board_config: Option<PathBuf>,
+}
+
+/// A bundled file's bytes: on disk, or made here (precompiled code).
+enum Content {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
 
 pub fn run(
     path: &Path,
     key: &Path,
     version: Option<&str>,
     health_route: Option<String>,
+    precompile: &Precompile,
     output: &Path,
 ) -> Result<()> {
     let app = gatewayd::app::load(path)?;
@@ -47,11 +65,50 @@ pub fn run(
     let root = common_folder(&sources);
     let mut files = Vec::new();
     for source in &sources {
-        files.push((relative(&root, source)?, source.clone()));
+        files.push((relative(&root, source)?, Content::File(source.clone())));
+    }
+    let mut precompiled = Vec::new();
+    for triple in &precompile.targets {
+        let engines = crate::compile::engines_for(triple, precompile.board_config.as_deref())?;
+        let wasm_files: BTreeSet<PathBuf> = app
+            .components
+            .values()
+            .map(|c| canonical(&c.source))
+            .collect::<Result<_>>()?;
+        for wasm in &wasm_files {
+            let source = relative(&root, wasm)?;
+            let code = crate::compile::precompile(&engines, wasm)?;
+            let stem = wasm
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("component");
+            let mut path = format!("{PRECOMPILED_DIR}/{triple}/{stem}.cwasm");
+            let mut n = 1;
+            while files.iter().any(|(p, _)| *p == path) {
+                n += 1;
+                path = format!("{PRECOMPILED_DIR}/{triple}/{stem}-{n}.cwasm");
+            }
+            eprintln!(
+                "{source}: {} for {triple} in {:.2?}{}",
+                code.runs_on,
+                code.took,
+                code.fell_back
+                    .as_deref()
+                    .map(|why| format!(" ({why})"))
+                    .unwrap_or_default()
+            );
+            precompiled.push(PrecompiledEntry {
+                source,
+                code: path.clone(),
+                target: triple.clone(),
+                runs_on: code.runs_on,
+            });
+            files.push((path, Content::Bytes(code.code)));
+        }
     }
     let entries = files
         .iter()
-        .map(|(path, source)| describe(path, source))
+        .map(|(path, content)| describe(path, content))
         .collect::<Result<Vec<_>>>()?;
     let manifest = BundleManifest {
         format: FORMAT,
@@ -60,6 +117,7 @@ pub fn run(
         manifest: relative(&root, &app.manifest_path)?,
         health_route,
         files: entries,
+        precompiled,
     };
     let text = manifest.to_toml();
     BundleManifest::parse(&text, &Limits::default()).map_err(|e| anyhow!("{e}"))?;
@@ -146,7 +204,17 @@ fn relative(root: &Path, file: &Path) -> Result<String> {
     Ok(path)
 }
 
-fn describe(path: &str, source: &Path) -> Result<FileEntry> {
+fn describe(path: &str, content: &Content) -> Result<FileEntry> {
+    let source = match content {
+        Content::File(source) => source,
+        Content::Bytes(bytes) => {
+            return Ok(FileEntry {
+                path: path.to_string(),
+                size: bytes.len() as u64,
+                sha256: hex(&Sha256::digest(bytes)),
+            });
+        }
+    };
     let mut file = File::open(source).with_context(|| format!("reading {}", source.display()))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -172,16 +240,20 @@ fn write(
     output: &Path,
     manifest: &str,
     signature: &str,
-    files: &[(String, PathBuf)],
+    files: &[(String, Content)],
 ) -> Result<()> {
     let file = File::create(output)?;
     let gzip = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut archive = tar::Builder::new(gzip);
     append(&mut archive, MANIFEST, manifest.as_bytes())?;
     append(&mut archive, SIGNATURE, signature.as_bytes())?;
-    for (path, source) in files {
-        let bytes =
-            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+    for (path, content) in files {
+        let bytes = match content {
+            Content::File(source) => std::borrow::Cow::Owned(
+                std::fs::read(source).with_context(|| format!("reading {}", source.display()))?,
+            ),
+            Content::Bytes(bytes) => std::borrow::Cow::Borrowed(bytes),
+        };
         append(&mut archive, &format!("{APP_DIR}{path}"), &bytes)?;
     }
     let file = archive.into_inner()?.finish()?;

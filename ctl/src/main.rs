@@ -5,6 +5,7 @@
 
 mod admin_client;
 mod bundle;
+mod compile;
 mod keygen;
 mod keys;
 mod outcome;
@@ -71,6 +72,39 @@ enum Command {
         /// anything but 2xx rejects the update (e.g. /health).
         #[arg(long, value_name = "PATH")]
         health_route: Option<String>,
+        /// Also ship every component precompiled for this board (repeatable):
+        /// aarch64-unknown-linux-gnu, riscv64gc-unknown-linux-gnu,
+        /// armv7-unknown-linux-gnueabihf or x86_64-unknown-linux-gnu.
+        /// Gateways whose engine accepts the code skip compiling.
+        #[arg(long = "target", value_name = "TRIPLE")]
+        targets: Vec<String>,
+        /// The boards' gatewayd.toml, whose [engine] section shapes the
+        /// code (default: the defaults for each target).
+        #[arg(long, value_name = "FILE", requires = "targets")]
+        config: Option<PathBuf>,
+    },
+    /// Compile a component on this machine for a board, as the board's
+    /// gatewayd would (same engine settings, the CPU's baseline features).
+    #[command(
+        after_help = "Example:\n  gatewayctl compile --target aarch64-unknown-linux-gnu hello.wasm -o hello.cwasm\n\n\
+                      To ship such code, use `gatewayctl bundle --target`: gatewayd loads\n\
+                      precompiled code only from a verified bundle or its own cache."
+    )]
+    Compile {
+        /// The component (.wasm).
+        input: PathBuf,
+        /// The board's target triple: aarch64-unknown-linux-gnu,
+        /// riscv64gc-unknown-linux-gnu, armv7-unknown-linux-gnueabihf or
+        /// x86_64-unknown-linux-gnu.
+        #[arg(long, value_name = "TRIPLE")]
+        target: String,
+        /// The board's gatewayd.toml, whose [engine] section shapes the code
+        /// (default: the defaults for the target).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where to write the code.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
     },
     /// Check a bundle offline: signature, every file's hash, safe paths.
     #[command(after_help = "Example:\n  gatewayctl verify hello.bundle --pubkey release.pub")]
@@ -141,7 +175,25 @@ fn main() -> ExitCode {
             version,
             output,
             health_route,
-        } => bundle::run(&path, &key, version.as_deref(), health_route, &output),
+            targets,
+            config,
+        } => bundle::run(
+            &path,
+            &key,
+            version.as_deref(),
+            health_route,
+            &bundle::Precompile {
+                targets,
+                board_config: config,
+            },
+            &output,
+        ),
+        Command::Compile {
+            input,
+            target,
+            config,
+            output,
+        } => compile::run(&target, config.as_deref(), &input, &output),
         Command::Verify { file, pubkeys } => verify::run(&file, &pubkeys),
         Command::Push {
             what:

@@ -113,6 +113,19 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub pooling: Pooling,
 
+    /// Virtual address space reserved per linear memory (default: 4GiB on
+    /// x86_64, which skips bounds checks; 128MiB on aarch64/riscv64 so the
+    /// pool fits a 39-bit address space; 16MiB on armv7).
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_reservation: Option<u64>,
+
+    /// Let Cranelift use a CPU feature the board has but does not report, or
+    /// that the baseline ISA lacks (repeatable), e.g. `has_v` on a riscv64
+    /// board with the vector extension. Code using a feature the CPU lacks
+    /// dies with SIGILL.
+    #[arg(long = "cpu-feature", value_name = "FLAG")]
+    pub cpu_features: Vec<String>,
+
     /// Requests a WASI 0.3 instance may serve before it is replaced.
     #[arg(long, default_value_t = 128)]
     pub max_instance_reuse_count: usize,

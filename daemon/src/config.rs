@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, anyhow};
 use serde::Deserialize;
 
 use crate::cli::{parse_bytes, parse_duration};
+use crate::engine::{Arch, EngineSettings, Pooling};
 
 pub const DEFAULT_PATH: &str = "/etc/gatewayd/gatewayd.toml";
 
@@ -29,9 +30,9 @@ pub struct Config {
     pub allow_downgrade: bool,
     /// Largest bundle upload accepted.
     pub max_bundle_size: u64,
-    pub max_instance_memory: u64,
     pub request_timeout: Option<Duration>,
-    pub max_instances: u32,
+    /// `[limits] max_instance_memory, max_instances` and `[engine]`.
+    pub engine: EngineSettings,
     pub drain_timeout: Duration,
 }
 
@@ -70,6 +71,19 @@ struct Raw {
     update: RawUpdate,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    engine: RawEngine,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    pooling: Option<String>,
+    warm_slots: Option<u32>,
+    memory_reservation: Option<String>,
+    memory_guard_size: Option<String>,
+    memory_reservation_for_growth: Option<String>,
+    cpu_features: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,7 +129,19 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// Reads a board's config (for its `[engine]` section) on another
+    /// machine: defaults are those of `arch`, not of this machine.
+    pub fn load_for(path: &Path, arch: Arch) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
+        Self::parse_for(&text, path, arch)
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        Self::parse_for(text, path, Arch::host())
+    }
+
+    fn parse_for(text: &str, path: &Path, arch: Arch) -> Result<Self> {
         let shown = path.display();
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let place = e
@@ -214,22 +240,8 @@ impl Config {
                 raw.update.max_bundle_size.as_deref(),
                 "256MiB",
             )?,
-            max_instance_memory: bytes(
-                "limits.max_instance_memory",
-                raw.limits.max_instance_memory.as_deref(),
-                "128MiB",
-            )?,
             request_timeout,
-            max_instances: match raw.limits.max_instances {
-                Some(0) => {
-                    return Err(anyhow!(
-                        "{}: must be at least 1",
-                        key("limits.max_instances")
-                    ));
-                }
-                Some(n) => n,
-                None => 256,
-            },
+            engine: engine_settings(&raw.limits, raw.engine, &key, arch)?,
             drain_timeout: duration(
                 "limits.drain_timeout",
                 raw.limits.drain_timeout.as_deref(),
@@ -238,6 +250,71 @@ impl Config {
         })
         .context("configuration")
     }
+}
+
+/// `[limits]` and `[engine]` over this machine's defaults.
+fn engine_settings(
+    limits: &RawLimits,
+    raw: RawEngine,
+    key: &dyn Fn(&str) -> String,
+    arch: Arch,
+) -> Result<EngineSettings> {
+    let mut settings = EngineSettings::defaults_for(arch);
+    let bytes =
+        |name: &str, value: &str| parse_bytes(value).map_err(|e| anyhow!("{}: {e}", key(name)));
+    if let Some(value) = &limits.max_instance_memory {
+        settings.max_instance_memory = bytes("limits.max_instance_memory", value)?;
+    }
+    match limits.max_instances {
+        Some(0) => {
+            return Err(anyhow!(
+                "{}: must be at least 1",
+                key("limits.max_instances")
+            ));
+        }
+        Some(n) => settings.max_instances = n,
+        None => {}
+    }
+    if let Some(pooling) = raw.pooling {
+        settings.pooling = match pooling.as_str() {
+            "auto" => Pooling::Auto,
+            "on" => Pooling::On,
+            "off" => Pooling::Off,
+            other => {
+                return Err(anyhow!(
+                    "{}: {other:?} must be \"auto\", \"on\" or \"off\"",
+                    key("engine.pooling")
+                ));
+            }
+        };
+    }
+    if let Some(n) = raw.warm_slots {
+        settings.warm_slots = n;
+    }
+    let profile = &mut settings.profile;
+    if let Some(value) = &raw.memory_reservation {
+        profile.memory_reservation = bytes("engine.memory_reservation", value)?;
+    }
+    if let Some(value) = &raw.memory_guard_size {
+        profile.memory_guard_size = Some(bytes("engine.memory_guard_size", value)?);
+    }
+    if let Some(value) = &raw.memory_reservation_for_growth {
+        profile.memory_reservation_for_growth =
+            bytes("engine.memory_reservation_for_growth", value)?;
+    }
+    if let Some(features) = raw.cpu_features {
+        if let Some(bad) = features
+            .iter()
+            .find(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(anyhow!(
+                "{}: {bad:?} is not a Cranelift flag name such as \"has_v\"",
+                key("engine.cpu_features")
+            ));
+        }
+        profile.cpu_features = features;
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use crate::app::App;
+use crate::engine::Engines;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::key_value::{KeyValue, Stores};
@@ -96,32 +97,54 @@ impl Executor {
     /// Compiles (or loads from `cache`), links and pre-instantiates every
     /// component of `app`. `state_dir` holds per-component staged files.
     pub fn load(
-        engine: &Engine,
+        engines: &Engines,
         app: &App,
         cache: &CodeCache,
         state_dir: &Path,
         resources: &HostResources,
         limits: &InstanceLimits,
     ) -> Result<Self> {
-        let linker = host::base_linker(engine)?;
+        // One linker per engine, built when a component first needs it.
+        let mut linkers: Vec<(Engine, wasmtime::component::Linker<HostState>)> = Vec::new();
         let redis_connections = Arc::new(RedisConnections::default());
         let mqtt_connections = Arc::new(MqttConnections::new(resources.tls.clone()));
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
-            let (component, origin) = cache.load(engine, &spec.source).with_context(context)?;
+            let (component, target, origin) =
+                cache.load(engines, &spec.source).with_context(context)?;
             match origin {
-                Origin::Cached => {
-                    tracing::info!(component = %id, "loaded precompiled code from the cache")
-                }
-                Origin::Compiled(took) => tracing::info!(
+                Origin::Cached => tracing::info!(
                     component = %id,
-                    "compiled {} in {:.2?} (cached for the next start)",
+                    "loaded precompiled code from the cache ({target})"
+                ),
+                Origin::Compiled {
+                    took,
+                    fell_back: None,
+                } => tracing::info!(
+                    component = %id,
+                    "compiled {} to {target} in {took:.2?} (cached for the next start)",
                     spec.source.display(),
-                    took
+                ),
+                Origin::Compiled {
+                    took,
+                    fell_back: Some(reason),
+                } => tracing::warn!(
+                    component = %id,
+                    "running on the {target}, slower than native code: {reason}; \
+                     compiled {} in {took:.2?} (cached for the next start)",
+                    spec.source.display(),
                 ),
             }
-            let pre = host::link_component(&linker, &component).with_context(context)?;
+            let engine = component.engine();
+            let linker = match linkers.iter().position(|(e, _)| Engine::same(e, engine)) {
+                Some(index) => &linkers[index].1,
+                None => {
+                    linkers.push((engine.clone(), host::base_linker(engine)?));
+                    &linkers.last().expect("just pushed").1
+                }
+            };
+            let pre = host::link_component(linker, &component).with_context(context)?;
             let id: Arc<str> = Arc::from(id.as_str());
             let environment = spec
                 .environment

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! - [`app`] parses and validates the manifest into an [`app::App`].
-//! - [`engine`] owns the single wasmtime `Engine` (pooling, epochs) and the
-//!   compiled-code cache.
+//! - [`engine`] owns the wasmtime engines (native code for this CPU or Pulley,
+//!   plus a Pulley fallback; pooling, epochs), compiling, and the compiled-code
+//!   cache.
 //! - [`executor`] compiles, links and pre-instantiates each component, and
 //!   makes a fresh `Store` per event.
 //! - [`host`] holds one module per capability a component can be granted.

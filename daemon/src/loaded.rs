@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use wasmtime::Engine;
 
 use crate::app::App;
+use crate::engine::Engines;
 use crate::engine::cache::CodeCache;
 use crate::executor::{Executor, HostResources, InstanceLimits};
 use crate::host::key_value::Stores;
@@ -22,7 +22,7 @@ use crate::trigger::http::{HttpApp, HttpOptions};
 
 /// What every app loaded by this process shares.
 pub struct Shared {
-    pub engine: Engine,
+    pub engines: Engines,
     pub cache: CodeCache,
     pub state_dir: std::path::PathBuf,
     pub limits: InstanceLimits,
@@ -52,7 +52,7 @@ impl Loaded {
             tls: shared.tls.clone(),
         };
         let executor = Executor::load(
-            &shared.engine,
+            &shared.engines,
             &app,
             &shared.cache,
             &shared.state_dir,

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::admin::{self, Admin};
 use crate::config::{self, Config};
-use crate::engine::{self, EngineSettings, EpochTicker, Pooling, cache::CodeCache};
+use crate::engine::{self, EpochTicker, cache::CodeCache};
 use crate::executor::InstanceLimits;
 use crate::host::outbound_http::{SelfAddress, publish_self_address};
 use crate::loaded::Shared;
@@ -31,25 +31,21 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
             path.display()
         );
     }
-    let settings = EngineSettings {
-        max_instance_memory: config.max_instance_memory,
-        max_instances: config.max_instances,
-        pooling: Pooling::Auto,
-    };
-    let (engine, allocator) = engine::build(&settings)?;
-    tracing::info!("engine ready: {allocator}");
-    let _ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+    let (engines, description) = engine::build(&config.engine)?;
+    tracing::info!("engine ready: {description}");
+    let _ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
+        .context("starting the epoch ticker")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shared = Shared {
-        cache: CodeCache::new(&engine, config.state_dir.join("cache"))?,
-        engine,
+        cache: CodeCache::new(&engines, config.state_dir.join("cache"))?,
+        engines,
         state_dir: config.state_dir.clone(),
         limits: InstanceLimits {
-            max_memory: usize::try_from(config.max_instance_memory).context(
+            max_memory: usize::try_from(config.engine.max_instance_memory).context(
                 "limits.max_instance_memory is larger than this machine's address space",
             )?,
         },
-        instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+        instances: Arc::new(Semaphore::new(config.engine.max_instances as usize)),
         tls: crate::tls::client_config(&[])?,
         self_address: SelfAddress::default(),
         http: HttpOptions {

@@ -42,15 +42,21 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let max_memory = usize::try_from(args.max_instance_memory)
         .context("--max-instance-memory is larger than this machine's address space")?;
 
-    let settings = EngineSettings {
+    let mut settings = EngineSettings {
         max_instance_memory: args.max_instance_memory,
         max_instances: args.max_instances,
         pooling: args.pooling,
+        ..EngineSettings::defaults()
     };
-    let (engine, allocator) = engine::build(&settings)?;
-    tracing::info!("engine ready: {allocator}");
-    let _ticker = EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
-    let cache = CodeCache::new(&engine, state_dir.join("cache"))?;
+    if let Some(bytes) = args.memory_reservation {
+        settings.profile.memory_reservation = bytes;
+    }
+    settings.profile.cpu_features = args.cpu_features.clone();
+    let (engines, description) = engine::build(&settings)?;
+    tracing::info!("engine ready: {description}");
+    let _ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
+        .context("starting the epoch ticker")?;
+    let cache = CodeCache::new(&engines, state_dir.join("cache"))?;
     let limits = InstanceLimits { max_memory };
     let runtime_config = match &args.runtime_config_file {
         Some(path) => RuntimeConfig::load(path)?,
@@ -69,7 +75,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .await?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shared = Shared {
-        engine,
+        engines,
         cache,
         state_dir,
         limits,

@@ -8,9 +8,12 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 mod brokers;
+mod service;
 
 #[allow(unused_imports)] // not every test binary uses the brokers
 pub use brokers::*;
+#[allow(unused_imports)] // nor the service
+pub use service::*;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -84,9 +87,37 @@ pub fn shared_state_dir() -> &'static Path {
         .path()
 }
 
+/// How to run gatewayd: this build, or a board build under an emulator.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    /// Command line prefix, e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu`.
+    pub runner: Vec<String>,
+    /// The gatewayd binary; by default the one cargo built for these tests.
+    pub binary: Option<PathBuf>,
+}
+
+impl Program {
+    pub fn command(&self) -> Command {
+        let binary = self
+            .binary
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gatewayd")));
+        match self.runner.split_first() {
+            Some((runner, args)) => {
+                let mut command = Command::new(runner);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        }
+    }
+}
+
 /// Options for [`Gateway::start_with`].
 #[derive(Default)]
 pub struct Options<'a> {
+    /// What to run; by default this build of gatewayd.
+    pub program: Option<&'a Program>,
     pub args: &'a [&'a str],
     /// State dir to use; by default one shared by every gateway of this test
     /// binary, so components are compiled once per binary, not once per test.
@@ -110,7 +141,7 @@ impl Gateway {
             .state_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| shared_state_dir().to_path_buf());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
+        let mut command = options.program.cloned().unwrap_or_default().command();
         command
             .arg("up")
             .arg(app)
@@ -124,7 +155,17 @@ impl Gateway {
     /// Starts `gatewayd serve --config CONFIG` (the config names the state
     /// dir and should listen on 127.0.0.1:0).
     pub fn serve(config: &Path, state_dir: &Path, env: &[(&str, &str)]) -> Result<Gateway, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
+        Self::serve_with(&Program::default(), config, state_dir, env)
+    }
+
+    /// [`Gateway::serve`] with `program`.
+    pub fn serve_with(
+        program: &Program,
+        config: &Path,
+        state_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
+        let mut command = program.command();
         command
             .arg("serve")
             .arg("--config")

@@ -7,90 +7,147 @@
 //! stale code. Entries are written to a temporary name, fsynced and renamed, so
 //! a crash mid-write leaves no truncated entry behind. Loading uses
 //! `Component::deserialize_file`, which maps the file: instances share its pages.
+//! Code precompiled on a build host and shipped in a verified bundle enters the
+//! cache through [`CodeCache::adopt`], once an engine has accepted it.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::compile::compile;
+use super::{CodeTarget, Engines};
+
 /// How a component's code was obtained.
 #[derive(Debug)]
 pub enum Origin {
     Cached,
-    Compiled(Duration),
+    Compiled {
+        took: Duration,
+        /// Why the fallback engine compiled it, if it did.
+        fell_back: Option<String>,
+    },
 }
 
 /// The compiled-code cache in one folder.
 pub struct CodeCache {
     dir: PathBuf,
-    engine_key: String,
+    /// One key per engine, in the order of `Engines::all`.
+    engine_keys: Vec<String>,
 }
 
 impl CodeCache {
-    pub fn new(engine: &Engine, dir: PathBuf) -> Result<Self> {
+    pub fn new(engines: &Engines, dir: PathBuf) -> Result<Self> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the code cache folder {}", dir.display()))?;
-        let mut hasher = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = hex(&hasher.0.finalize()[..8]);
-        Ok(Self { dir, engine_key })
+        let engine_keys = engines
+            .all()
+            .map(|(engine, _)| engine_key(engine))
+            .collect();
+        Ok(Self { dir, engine_keys })
+    }
+
+    fn entry(&self, digest: &str, key: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{key}.cwasm"))
     }
 
     /// Loads the component at `wasm_path`, from the cache when possible.
-    pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<(Component, Origin)> {
+    /// Returns the code target it runs on.
+    pub fn load<'a>(
+        &self,
+        engines: &'a Engines,
+        wasm_path: &Path,
+    ) -> Result<(Component, &'a CodeTarget, Origin)> {
         let wasm =
             std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
         let digest = hex(&Sha256::digest(&wasm));
-        let entry = self.dir.join(format!("{digest}-{}.cwasm", self.engine_key));
-        if entry.exists() {
-            // SAFETY: entries are written only by `compile_into` below, from this
-            // engine's own compilation, into the daemon's private state dir.
+        for ((engine, target), key) in engines.all().zip(&self.engine_keys) {
+            let entry = self.entry(&digest, key);
+            if !entry.exists() {
+                continue;
+            }
+            // SAFETY: entries are written only by this cache, from this
+            // engine's own compilation or from code of a verified bundle that
+            // this engine accepted (`adopt`), into the daemon's private state dir.
             match unsafe { Component::deserialize_file(engine, &entry) } {
-                Ok(component) => return Ok((component, Origin::Cached)),
+                Ok(component) => return Ok((component, target, Origin::Cached)),
                 Err(e) => tracing::warn!(
                     "ignoring unreadable cache entry {} ({e}); compiling again",
                     entry.display()
                 ),
             }
         }
-        let started = Instant::now();
-        // Cranelift can panic on inputs it mishandles (e.g. wasmtime 48 on
-        // baseline riscv64): that must fail this component's load with an
-        // error, never take the daemon down.
-        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            engine.precompile_component(&wasm)
-        }));
-        let code = match compiled {
-            Ok(result) => result
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("compiling {}", wasm_path.display()))?,
-            Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                anyhow::bail!(
-                    "compiling {}: the code generator crashed ({reason}); \
-                     this is a compiler bug for this CPU, not a problem with the component",
-                    wasm_path.display()
-                );
-            }
-        };
-        let took = started.elapsed();
-        write_atomically(&entry, &code)
+        let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
+        let index = engines
+            .all()
+            .position(|(engine, _)| Engine::same(engine, compiled.engine))
+            .expect("the compiling engine is one of the engines");
+        let entry = self.entry(&digest, &self.engine_keys[index]);
+        write_atomically(&entry, &compiled.code)
             .with_context(|| format!("writing cache entry {}", entry.display()))?;
         // SAFETY: the bytes were produced by this engine a moment ago.
-        let component = unsafe { Component::deserialize_file(engine, &entry) }
+        let component = unsafe { Component::deserialize_file(compiled.engine, &entry) }
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading freshly compiled {}", entry.display()))?;
-        Ok((component, Origin::Compiled(took)))
+        let origin = Origin::Compiled {
+            took: compiled.took,
+            fell_back: compiled.fell_back,
+        };
+        Ok((component, compiled.target, origin))
     }
+
+    /// Takes code precompiled elsewhere for the wasm file whose sha256 is
+    /// `digest` into the cache, if one of the engines accepts it: wasmtime
+    /// checks that it was compiled by the same wasmtime version for this
+    /// architecture with the same code-shaping settings, and only for CPU
+    /// features this machine has. Returns the target it will run on, or why
+    /// no engine took it.
+    ///
+    /// Only for code from a verified bundle: loading precompiled code runs
+    /// it as native code, with no further checks.
+    pub fn adopt<'a>(
+        &self,
+        engines: &'a Engines,
+        digest: &str,
+        code: &Path,
+    ) -> Result<&'a CodeTarget, String> {
+        let mut refusals = Vec::new();
+        for ((engine, target), key) in engines.all().zip(&self.engine_keys) {
+            let entry = self.entry(digest, key);
+            // SAFETY: the caller vouches for the bytes (a verified bundle),
+            // and wasmtime checks they fit this engine before mapping them.
+            match unsafe { Component::deserialize_file(engine, code) } {
+                Ok(_) => {
+                    return std::fs::read(code)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|bytes| write_atomically(&entry, &bytes))
+                        .map(|()| target)
+                        .map_err(|e| format!("cannot copy it into the cache: {e:#}"));
+                }
+                Err(e) => refusals.push(format!("{target}: {e}")),
+            }
+        }
+        Err(refusals.join("; "))
+    }
+
+    /// Whether code for `digest` is cached for one of the engines.
+    pub fn has(&self, digest: &str) -> bool {
+        self.engine_keys
+            .iter()
+            .any(|key| self.entry(digest, key).exists())
+    }
+}
+
+/// A short stable name for the engine's code-shaping configuration.
+fn engine_key(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex(&hasher.0.finalize()[..8])
 }
 
 impl CodeCache {
@@ -109,9 +166,9 @@ impl CodeCache {
             let Some(stem) = name.strip_suffix(".cwasm") else {
                 continue;
             };
-            let wanted = stem
-                .split_once('-')
-                .is_some_and(|(digest, engine)| engine == self.engine_key && keep.contains(digest));
+            let wanted = stem.split_once('-').is_some_and(|(digest, engine)| {
+                self.engine_keys.iter().any(|key| key == engine) && keep.contains(digest)
+            });
             if !wanted && std::fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }
@@ -177,15 +234,11 @@ mod tests {
 
     #[test]
     fn engines_with_different_code_shaping_settings_get_different_keys() {
-        let dir = tempfile::tempdir().unwrap();
         let plain = Engine::default();
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let with_epochs = Engine::new(&config).unwrap();
-        let a = CodeCache::new(&plain, dir.path().to_path_buf()).unwrap();
-        let b = CodeCache::new(&with_epochs, dir.path().to_path_buf()).unwrap();
-        let again = CodeCache::new(&plain, dir.path().to_path_buf()).unwrap();
-        assert_ne!(a.engine_key, b.engine_key);
-        assert_eq!(a.engine_key, again.engine_key);
+        assert_ne!(engine_key(&plain), engine_key(&with_epochs));
+        assert_eq!(engine_key(&plain), engine_key(&Engine::default()));
     }
 }

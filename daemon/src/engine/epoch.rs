@@ -1,4 +1,4 @@
-//! The epoch ticker: a thread that advances the engine's epoch every
+//! The epoch ticker: a thread that advances the engines' epochs every
 //! [`super::EPOCH_TICK`], so running guests yield and deadlines can fire.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ pub struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub fn start(engine: Engine) -> std::io::Result<Self> {
+    pub fn start(engines: Vec<Engine>) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("epoch-ticker".into())
@@ -23,7 +23,9 @@ impl EpochTicker {
                 move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(super::EPOCH_TICK);
-                        engine.increment_epoch();
+                        for engine in &engines {
+                            engine.increment_epoch();
+                        }
                     }
                 }
             })?;

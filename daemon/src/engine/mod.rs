@@ -1,14 +1,19 @@
-//! The one wasmtime `Engine` of the process and how it is configured.
+//! The wasmtime engines of the process and how they are configured.
 //!
-//! Every component of every app runs on this engine: component model, async
-//! calls on fibers, epoch interruption for deadlines, and the pooling instance
-//! allocator (which makes a fresh instance per request cheap). The pool reserves
-//! a lot of virtual address space up front, which some aarch64 and riscv64
-//! boards (39-bit address spaces) or a `ulimit -v` cannot give; we try it and
-//! fall back to on-demand allocation, saying why.
+//! Every component runs on the primary engine: native code from Cranelift for
+//! this CPU, or the Pulley interpreter where Cranelift has no backend (armv7).
+//! On 64-bit machines a second, Pulley engine takes the components Cranelift
+//! crashes on (see [`compile`]). Both have the component model, async calls on
+//! fibers and epoch interruption for deadlines. The primary engine uses the
+//! pooling instance allocator (which makes a fresh instance per request cheap)
+//! when the machine can reserve its address space, and falls back to
+//! on-demand allocation, saying why.
 
 pub mod cache;
+pub mod compile;
 mod epoch;
+pub mod profile;
+pub mod target;
 
 use std::time::Duration;
 
@@ -16,6 +21,8 @@ use anyhow::{Context as _, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use epoch::EpochTicker;
+pub use profile::CodeProfile;
+pub use target::{Arch, CodeTarget};
 
 /// How often the epoch ticks: the granularity of request deadlines, and how
 /// often a running guest yields to the scheduler.
@@ -25,9 +32,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 /// Bytes of each recycled table slot kept resident.
 const KEEP_RESIDENT_TABLE: usize = 64 << 10;
-/// Recently freed slots kept warm for reuse. With the two values above this
-/// bounds the memory kept resident for speed to about 68 MiB worst case.
-const WARM_SLOTS: u32 = 64;
 
 /// Whether to use the pooling allocator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,87 +45,167 @@ pub enum Pooling {
 }
 
 /// Engine knobs that come from the command line or the config file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Largest linear memory (bytes) one instance may grow to.
     pub max_instance_memory: u64,
     /// Component instances that may be alive at once with the pooling allocator.
     pub max_instances: u32,
     pub pooling: Pooling,
+    /// Recently freed pool slots kept warm (about 1 MiB resident each) so the
+    /// next instance starts without page faults.
+    pub warm_slots: u32,
+    pub profile: CodeProfile,
 }
 
-impl Default for EngineSettings {
-    fn default() -> Self {
+impl EngineSettings {
+    /// The defaults for this machine.
+    pub fn defaults() -> Self {
+        Self::defaults_for(Arch::host())
+    }
+
+    /// The defaults for a machine of `arch`. Boards other than x86_64 keep
+    /// fewer warm slots: 16 MiB resident rather than 64 MiB, which matters
+    /// in 256 MiB of RAM.
+    pub fn defaults_for(arch: Arch) -> Self {
         Self {
             max_instance_memory: 128 << 20,
             max_instances: 256,
             pooling: Pooling::Auto,
+            warm_slots: if arch == Arch::X86_64 { 64 } else { 16 },
+            profile: CodeProfile::default_for(arch),
         }
     }
 }
 
-/// Builds the engine; the returned string says which allocator is in use.
-pub fn build(settings: &EngineSettings) -> Result<(Engine, String)> {
+/// The engines of the process.
+pub struct Engines {
+    pub primary: Engine,
+    pub primary_target: CodeTarget,
+    /// For components Cranelift cannot compile (64-bit machines only).
+    pub fallback: Option<(Engine, CodeTarget)>,
+}
+
+impl Engines {
+    /// Engines producing code for `target` with `profile`, for precompiling
+    /// on a build host: nothing is instantiated, so no allocator settings.
+    pub fn for_precompiling(target: CodeTarget, profile: &CodeProfile) -> Result<Engines> {
+        let primary = engine_for(&target, profile, None)?;
+        let fallback = match target.fallback() {
+            Some(pulley) => Some((engine_for(&pulley, profile, None)?, pulley)),
+            None => None,
+        };
+        Ok(Engines {
+            primary,
+            primary_target: target,
+            fallback,
+        })
+    }
+
+    /// Every engine, primary first.
+    pub fn all(&self) -> impl Iterator<Item = (&Engine, &CodeTarget)> {
+        std::iter::once((&self.primary, &self.primary_target))
+            .chain(self.fallback.as_ref().map(|(e, t)| (e, t)))
+    }
+}
+
+/// Builds this machine's engines; the returned string describes them.
+pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
+    let target = CodeTarget::host();
+    let (primary, allocator) = build_primary(settings, &target)?;
+    let fallback = match target.fallback() {
+        // On demand: the fallback engine is rarely used, and a second pool
+        // would double the address space reserved.
+        Some(pulley) => Some((engine_for(&pulley, &settings.profile, None)?, pulley)),
+        None => None,
+    };
+    let mut how = format!("{target}, {allocator}");
+    if let Some((_, pulley)) = &fallback {
+        how.push_str(&format!(
+            "; components Cranelift cannot compile run on the {pulley}"
+        ));
+    }
+    if !settings.profile.cpu_features.is_empty() && !target.is_pulley() {
+        how.push_str(&format!(
+            "; extra CPU features: {}",
+            settings.profile.cpu_features.join(", ")
+        ));
+    }
+    Ok((
+        Engines {
+            primary,
+            primary_target: target,
+            fallback,
+        },
+        how,
+    ))
+}
+
+fn build_primary(settings: &EngineSettings, target: &CodeTarget) -> Result<(Engine, String)> {
     if settings.pooling != Pooling::Off {
-        match Engine::new(&config(settings, true)) {
+        match engine_for(target, &settings.profile, Some(settings)) {
             Ok(engine) => {
                 let how = format!("pooling allocator, {} instances", settings.max_instances);
                 return Ok((engine, how));
             }
             Err(e) if settings.pooling == Pooling::Auto => {
                 tracing::warn!(
-                    "pooling allocator unavailable ({e}); allocating instances on demand \
-                     (a smaller --max-instances may let the pool fit this machine's address space)"
+                    "pooling allocator unavailable ({e:#}); allocating instances on demand \
+                     (a smaller max_instances or engine.memory_reservation may let the pool fit \
+                     this machine's address space)"
                 );
             }
-            Err(e) => {
-                return Err(anyhow::Error::from(e).context("setting up the pooling allocator"));
-            }
+            Err(e) => return Err(e.context("setting up the pooling allocator")),
         }
     }
-    let engine = Engine::new(&config(settings, false))
-        .map_err(anyhow::Error::from)
-        .context("creating the wasmtime engine")?;
+    let engine = engine_for(target, &settings.profile, None)?;
     Ok((engine, "on-demand allocation".to_string()))
 }
 
-/// The engine configuration. Code-shaping settings here must be identical in
-/// every engine that precompiles for another (see `cache`), so there is one
-/// function that makes them.
-fn config(settings: &EngineSettings, pooling: bool) -> Config {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.wasm_component_model_async(true);
-    config.epoch_interruption(true);
-    if pooling {
-        let instances = settings.max_instances;
-        let mut pool = PoolingAllocationConfig::default();
-        // SDK-built components (componentize-py in particular) hold many core
-        // instances, memories and tables; these per-component ceilings fit them.
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(4))
-            .total_memories(instances.saturating_mul(2))
-            .total_tables(instances.saturating_mul(4))
-            .total_stacks(instances)
-            .max_core_instances_per_component(200)
-            .max_memories_per_component(32)
-            .max_tables_per_component(64)
-            .max_component_instance_size(10 << 20)
-            .max_core_instance_size(10 << 20)
-            .max_memory_size(usize::try_from(settings.max_instance_memory).unwrap_or(usize::MAX));
-        // Recycling a slot by madvise makes the next instance page-fault its
-        // memory back in, and every such change to the page tables costs a
-        // TLB shootdown across cores: profiling showed that to be the largest
-        // cost per request. Instead keep the first pages of each recycled slot
-        // resident and reset only the pages the last instance dirtied
-        // (PAGEMAP_SCAN, Linux 6.7+; plain memset/copy elsewhere).
-        pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
-            .table_keep_resident(KEEP_RESIDENT_TABLE)
-            .max_unused_warm_slots(WARM_SLOTS.min(instances))
-            .pagemap_scan(Enabled::Auto);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+/// One engine for `target`; with `pool`, using the pooling allocator sized
+/// by those settings. Code-shaping settings come from `profile` only, so
+/// engines that differ in allocation still load each other's code.
+fn engine_for(
+    target: &CodeTarget,
+    profile: &CodeProfile,
+    pool: Option<&EngineSettings>,
+) -> Result<Engine> {
+    let mut config = profile.wasmtime_config(target)?;
+    if let Some(settings) = pool {
+        use_pool(&mut config, settings);
     }
-    config
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("creating the wasmtime engine for {target}"))
+}
+
+fn use_pool(config: &mut Config, settings: &EngineSettings) {
+    let instances = settings.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    // SDK-built components (componentize-py in particular) hold many core
+    // instances, memories and tables; these per-component ceilings fit them.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_core_instances_per_component(200)
+        .max_memories_per_component(32)
+        .max_tables_per_component(64)
+        .max_component_instance_size(10 << 20)
+        .max_core_instance_size(10 << 20)
+        .max_memory_size(usize::try_from(settings.max_instance_memory).unwrap_or(usize::MAX));
+    // Recycling a slot by madvise makes the next instance page-fault its
+    // memory back in, and every such change to the page tables costs a
+    // TLB shootdown across cores: profiling showed that to be the largest
+    // cost per request. Instead keep the first pages of each recycled slot
+    // resident and reset only the pages the last instance dirtied
+    // (PAGEMAP_SCAN, Linux 6.7+; plain memset/copy elsewhere).
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+        .table_keep_resident(KEEP_RESIDENT_TABLE)
+        .max_unused_warm_slots(settings.warm_slots.min(instances))
+        .pagemap_scan(Enabled::Auto);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 }
 
 #[cfg(test)]
@@ -135,16 +219,20 @@ mod tests {
         let impossible = EngineSettings {
             max_instance_memory: 1 << 32,
             max_instances: 1 << 20,
-            pooling: Pooling::Auto,
+            ..EngineSettings::defaults()
         };
         let (_, how) = build(&impossible).unwrap();
-        assert_eq!(how, "on-demand allocation");
+        assert!(how.contains("on-demand allocation"), "{how}");
         let required = EngineSettings {
             pooling: Pooling::On,
             ..impossible
         };
         assert!(build(&required).is_err());
-        let (_, how) = build(&EngineSettings::default()).unwrap();
-        assert!(how.starts_with("pooling"), "{how}");
+        let (engines, how) = build(&EngineSettings::defaults()).unwrap();
+        assert!(how.contains("pooling"), "{how}");
+        assert_eq!(
+            engines.fallback.is_some(),
+            cfg!(target_pointer_width = "64")
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! 2. `bundle.toml.minisig`: a minisign signature of `bundle.toml`'s bytes
 //!    (so `minisign -Vm bundle.toml` checks it too);
 //! 3. `app/<path>` for every file the manifest lists, in its order: the
-//!    `spin.toml` and the components and files it references, nothing else.
+//!    `spin.toml` and the components and files it references, and any code
+//!    precompiled for boards (`gatewayctl bundle --target`), nothing else.
 //!
 //! The signature covers the manifest and the manifest covers every byte of
 //! every file, so one check of the signature vouches for the whole bundle.
@@ -40,6 +41,24 @@ pub struct BundleManifest {
     pub health_route: Option<String>,
     #[serde(default, rename = "file")]
     pub files: Vec<FileEntry>,
+    /// Components compiled ahead of time for a board; gateways whose engine
+    /// accepts the code skip compiling, others compile as usual.
+    #[serde(default, rename = "precompiled", skip_serializing_if = "Vec::is_empty")]
+    pub precompiled: Vec<PrecompiledEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecompiledEntry {
+    /// The listed wasm file this code was compiled from.
+    pub source: String,
+    /// The listed file holding the code (`*.cwasm`).
+    pub code: String,
+    /// The board's target triple, e.g. `aarch64-unknown-linux-gnu`.
+    pub target: String,
+    /// What the code is, e.g. "native code for aarch64-unknown-linux-gnu"
+    /// or "Pulley interpreter (pulley64)": for people and logs.
+    pub runs_on: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +189,21 @@ impl BundleManifest {
                 "{MANIFEST}: health_route {route:?} must be a path such as /health"
             ));
         }
+        for entry in &manifest.precompiled {
+            for (what, path) in [("source", &entry.source), ("code", &entry.code)] {
+                if !seen.contains(path.as_str()) {
+                    return Err(format!(
+                        "{MANIFEST}: precompiled {what} {path:?} is not among the files"
+                    ));
+                }
+            }
+            if !entry.code.ends_with(".cwasm") || entry.code == entry.source {
+                return Err(format!(
+                    "{MANIFEST}: precompiled code {:?} must be a .cwasm file",
+                    entry.code
+                ));
+            }
+        }
         if !seen.contains(manifest.manifest.as_str()) {
             return Err(format!(
                 "{MANIFEST}: the app manifest {:?} is not among the files",
@@ -221,6 +255,7 @@ mod tests {
                 size: 3,
                 sha256: "a".repeat(64),
             }],
+            precompiled: Vec::new(),
         };
         let limits = Limits::default();
         assert_eq!(
@@ -243,6 +278,13 @@ mod tests {
             BundleManifest::parse(&evil, &limits)
                 .unwrap_err()
                 .contains("segments")
+        );
+        let stray = manifest.to_toml()
+            + "[[precompiled]]\nsource = \"a.wasm\"\ncode = \"spin.toml\"\ntarget = \"x\"\nruns_on = \"x\"\n";
+        assert!(
+            BundleManifest::parse(&stray, &limits)
+                .unwrap_err()
+                .contains("precompiled source \"a.wasm\" is not among the files")
         );
         let big = Limits {
             max_total_size: 2,

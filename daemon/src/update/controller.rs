@@ -390,8 +390,11 @@ impl Controller {
         )
         .await
         .map_err(|e| reject(500, format!("{e:#}")))?;
-        let loaded = tokio::task::block_in_place(|| Loaded::load(&self.shared, app, stores))
-            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        let loaded = tokio::task::block_in_place(|| {
+            super::shipped_code::adopt(&self.shared.engines, &self.shared.cache, &manifest, &root);
+            Loaded::load(&self.shared, app, stores)
+        })
+        .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
         Ok((manifest, Arc::new(loaded)))
     }
 

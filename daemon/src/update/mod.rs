@@ -1,7 +1,8 @@
 //! Signed app bundles: the format (`bundle`), reading one safely — signature
 //! and every file's hash checked before anything is written, then unpacked
 //! under limits (`reader`) — the keys a gateway trusts (`keys`), and the
-//! generations of installed apps in the state dir (`generations`).
+//! generations of installed apps in the state dir (`generations`), and code
+//! precompiled for boards that a bundle may carry (`shipped_code`).
 //! `gatewayctl` writes bundles with the same `bundle` types.
 
 pub mod bundle;
@@ -10,3 +11,4 @@ pub mod generations;
 pub mod health;
 pub mod keys;
 pub mod reader;
+pub mod shipped_code;

@@ -88,6 +88,14 @@ async fn main(request: Request<Body>) -> Result<Response<Body>> {
     if path == "/membomb" {
         return membomb();
     }
+    if let Some(n) = path.strip_prefix("/work/") {
+        // CPU work with memory traffic, for comparing code generators
+        // (native vs Pulley): N rounds over a 64 KiB table.
+        let Ok(rounds) = n.parse::<u32>() else {
+            return text(StatusCode::BAD_REQUEST, "bad rounds".into());
+        };
+        return text(StatusCode::OK, format!("{}\n", work(rounds)));
+    }
     if let Some(n) = path.strip_prefix("/big/") {
         let Ok(n) = n.parse::<u64>() else {
             return text(StatusCode::BAD_REQUEST, "bad size".into());
@@ -210,6 +218,22 @@ async fn outbound(url: &str) -> Result<Response<Body>> {
 /// `try_reserve` turns the refusal into an error instead of an abort, so the
 /// test sees how far it got; the chunks are freed before answering so the
 /// answer itself can be allocated.
+/// A xorshift walk over a table: loads, stores and arithmetic.
+fn work(rounds: u32) -> u64 {
+    let mut table = vec![0u64; 8192];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..rounds {
+        for slot in 0..table.len() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = (x as usize) % table.len();
+            table[slot] = table[slot].wrapping_add(table[i] ^ x);
+        }
+    }
+    black_box(table.iter().fold(0, |a, b| a ^ b))
+}
+
 fn membomb() -> Result<Response<Body>> {
     const MIB: usize = 1 << 20;
     let mut chunks: Vec<Vec<u8>> = Vec::new();

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building for the boards and testing under QEMU needs on an
+# x86_64 Debian host: the Rust targets, Debian's cross compilers (linkers and
+# sysroots) and qemu-user-static. Safe to run again; installs only what is
+# missing.
+set -euo pipefail
+
+rustup target add aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu \
+  armv7-unknown-linux-gnueabihf >/dev/null
+
+missing=()
+for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+            riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu \
+            arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf \
+            qemu-aarch64-static:qemu-user-static; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

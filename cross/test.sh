@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The QEMU tests: builds gatewayd for aarch64, riscv64 and armv7 (profile
+# `qemu`), runs the daemon's unit tests for aarch64 under QEMU, then the
+# end-to-end tests of tests/qemu.rs, which start the board builds under QEMU
+# and drive them from this machine (its gatewayctl, mosquitto and HTTP
+# client) over loopback. Needs what cross/setup.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash cross/setup.sh
+
+boards=(aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+config=(--config cross/cargo-config.toml)
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+took() { echo "cross/test.sh: $1 in $(( $(date +%s) - $2 ))s"; }
+
+# One cargo run for the three boards: host-side build scripts and macros are
+# built once, and the two cores stay busy. No all-targets feature: a board
+# compiles only for itself.
+started=$(date +%s)
+cargo "${config[@]}" build --profile qemu --no-default-features --bin gatewayd \
+  "${boards[@]/#/--target=}"
+took "board builds" "$started"
+
+started=$(date +%s)
+cargo "${config[@]}" test --profile qemu --no-default-features -p gatewayd --lib \
+  --target aarch64-unknown-linux-gnu
+took "unit tests on aarch64 under QEMU" "$started"
+
+started=$(date +%s)
+GATEWAYD_BOARD_BUILDS="$target_dir" cargo test -p gatewayd --test qemu -- \
+  --ignored --test-threads 2
+took "end-to-end tests under QEMU" "$started"

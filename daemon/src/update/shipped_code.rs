@@ -1,0 +1,41 @@
+//! Code precompiled for boards and shipped in a bundle (`gatewayctl bundle
+//! --target`): taken into the code cache when this gateway's engine accepts
+//! it, so the board skips compiling; otherwise the gateway compiles, and the
+//! log says which happened and why.
+//!
+//! Only code from a verified bundle comes through here: its bytes are covered
+//! by the signed manifest, and loading it runs it as native code.
+
+use std::path::Path;
+
+use crate::engine::Engines;
+use crate::engine::cache::CodeCache;
+
+use super::bundle::BundleManifest;
+
+/// Adopts the shipped code of the generation unpacked at `root` (its `app/`
+/// folder) for every component the cache has no code for yet.
+pub fn adopt(engines: &Engines, cache: &CodeCache, manifest: &BundleManifest, root: &Path) {
+    for entry in &manifest.precompiled {
+        let Some(source) = manifest.files.iter().find(|f| f.path == entry.source) else {
+            continue; // the manifest check makes this impossible
+        };
+        if cache.has(&source.sha256) {
+            continue; // adopted earlier, or compiled here before
+        }
+        match cache.adopt(engines, &source.sha256, &root.join(&entry.code)) {
+            Ok(target) => tracing::info!(
+                "{}: using the code precompiled for {} shipped in the bundle ({target}); \
+                 no compiling here",
+                entry.source,
+                entry.target
+            ),
+            Err(reason) => tracing::warn!(
+                "{}: the bundle's code precompiled for {} does not fit this gateway \
+                 ({reason}); compiling here instead",
+                entry.source,
+                entry.target
+            ),
+        }
+    }
+}
