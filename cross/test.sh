@@ -27,6 +27,8 @@ cargo "${config[@]}" test --profile qemu --no-default-features -p gatewayd --lib
 took "unit tests on aarch64 under QEMU" "$started"
 
 started=$(date +%s)
-GATEWAYD_BOARD_BUILDS="$target_dir" cargo test -p gatewayd --test qemu -- \
+# --workspace, as in the README's test command, so the host build is the one
+# `cargo test --workspace` made (the same features), not a rebuild.
+GATEWAYD_BOARD_BUILDS="$target_dir" cargo test --workspace --test qemu -- \
   --ignored --test-threads 2
 took "end-to-end tests under QEMU" "$started"

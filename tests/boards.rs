@@ -87,38 +87,27 @@ fn unknown_targets_and_bad_board_configs_are_clear_errors() {
         err.contains("unsupported target \"mips-unknown-linux-gnu\""),
         "{err}"
     );
-    std::fs::write(
-        dir.path().join("board.toml"),
-        "[engine]\nmemory_reservation = \"huge\"\n",
-    )
-    .unwrap();
-    let err = failed(&[
-        "compile",
-        "--target",
-        ARM64,
-        "--config",
-        "board.toml",
-        wasm,
-        "-o",
-        "x",
-    ]);
-    assert!(err.contains("engine.memory_reservation"), "{err}");
-    std::fs::write(
-        dir.path().join("board.toml"),
-        "[engine]\ncpu_features = [\"has_warp\"]\n",
-    )
-    .unwrap();
-    let err = failed(&[
-        "compile",
-        "--target",
-        ARM64,
-        "--config",
-        "board.toml",
-        wasm,
-        "-o",
-        "x",
-    ]);
-    assert!(err.contains("has_warp"), "{err}");
+    for (engine, problem) in [
+        ("memory_reservation = \"huge\"", "engine.memory_reservation"),
+        ("cpu_features = [\"has_warp\"]", "has_warp"),
+    ] {
+        std::fs::write(
+            dir.path().join("board.toml"),
+            format!("[engine]\n{engine}\n"),
+        )
+        .unwrap();
+        let err = failed(&[
+            "compile",
+            "--target",
+            ARM64,
+            "--config",
+            "board.toml",
+            wasm,
+            "-o",
+            "x",
+        ]);
+        assert!(err.contains(problem), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -116,7 +116,7 @@ pub struct UpArgs {
     /// Virtual address space reserved per linear memory (default: 4GiB on
     /// x86_64, which skips bounds checks; 128MiB on aarch64/riscv64 so the
     /// pool fits a 39-bit address space; 16MiB on armv7).
-    #[arg(long, value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub memory_reservation: Option<u64>,
 
     /// Let Cranelift use a CPU feature the board has but does not report, or
