@@ -197,3 +197,30 @@ async fn the_board_memory_profile_pools_in_a_39_bit_address_space() {
     assert!(!logs.contains("unavailable"), "{logs}");
     assert_eq!(get(&board.url("/hello")).await.0, 200);
 }
+
+/// Code compiled for CPU features the gateway's config does not list is not
+/// taken, even where wasmtime would load it (on riscv64 wasmtime does not
+/// check extensions at load, and such code would die with SIGILL).
+#[tokio::test(flavor = "multi_thread")]
+async fn shipped_code_using_cpu_features_the_gateway_does_not_list_is_refused() {
+    let service = Service::new();
+    let gw = service.start();
+    std::fs::write(
+        service.path().join("board.toml"),
+        "[engine]\ncpu_features = [\"has_avx\"]\n",
+    )
+    .unwrap();
+    let bundle = service.bundle_with(
+        "1.0.0",
+        "release",
+        &["--target", X86_64, "--config", "board.toml"],
+    );
+    ok(&service.push(&bundle));
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    assert!(
+        gw.wait_for_log("uses CPU feature has_avx", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(gw.logs().contains(" compiled "), "{}", gw.logs());
+}

@@ -101,6 +101,7 @@ pub fn run(
                 source,
                 code: path.clone(),
                 target: triple.clone(),
+                cpu_features: code.cpu_features,
                 runs_on: code.runs_on,
             });
             files.push((path, Content::Bytes(code.code)));

@@ -40,6 +40,8 @@ pub fn engines_for(triple: &str, board_config: Option<&Path>) -> Result<Engines>
 pub struct Precompiled {
     pub code: Vec<u8>,
     pub runs_on: String,
+    /// CPU features beyond the baseline the code uses (none for Pulley).
+    pub cpu_features: Vec<String>,
     pub fell_back: Option<String>,
     pub took: Duration,
 }
@@ -50,6 +52,11 @@ pub fn precompile(engines: &Engines, wasm_path: &Path) -> Result<Precompiled> {
     let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
     Ok(Precompiled {
         runs_on: compiled.target.to_string(),
+        cpu_features: if compiled.target.is_pulley() {
+            Vec::new()
+        } else {
+            engines.cpu_features.clone()
+        },
         code: compiled.code,
         fell_back: compiled.fell_back,
         took: compiled.took,

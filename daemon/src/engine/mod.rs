@@ -84,6 +84,9 @@ pub struct Engines {
     pub primary_target: CodeTarget,
     /// For components Cranelift cannot compile (64-bit machines only).
     pub fallback: Option<(Engine, CodeTarget)>,
+    /// The CPU features native code may use beyond what wasmtime detects
+    /// (or, precompiling, beyond the baseline): `CodeProfile::cpu_features`.
+    pub cpu_features: Vec<String>,
 }
 
 impl Engines {
@@ -99,6 +102,7 @@ impl Engines {
             primary,
             primary_target: target,
             fallback,
+            cpu_features: profile.cpu_features.clone(),
         })
     }
 
@@ -136,6 +140,7 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
             primary,
             primary_target: target,
             fallback,
+            cpu_features: settings.profile.cpu_features.clone(),
         },
         how,
     ))

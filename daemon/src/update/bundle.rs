@@ -59,6 +59,9 @@ pub struct PrecompiledEntry {
     /// What the code is, e.g. "native code for aarch64-unknown-linux-gnu"
     /// or "Pulley interpreter (pulley64)": for people and logs.
     pub runs_on: String,
+    /// CPU features the code uses beyond the architecture's baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_features: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

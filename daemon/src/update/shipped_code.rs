@@ -23,6 +23,23 @@ pub fn adopt(engines: &Engines, cache: &CodeCache, manifest: &BundleManifest, ro
         if cache.has(&source.sha256) {
             continue; // adopted earlier, or compiled here before
         }
+        // wasmtime checks CPU features at load, except on riscv64 (wasmtime
+        // 48), where code using a missing extension would load and later die
+        // with SIGILL: so also require that this gateway was configured with
+        // every feature the code was compiled for.
+        if let Some(missing) = entry
+            .cpu_features
+            .iter()
+            .find(|f| !engines.cpu_features.contains(f))
+        {
+            tracing::warn!(
+                "{}: the bundle's code precompiled for {} uses CPU feature {missing}, which \
+                 this gateway's [engine] cpu_features does not list; compiling here instead",
+                entry.source,
+                entry.target
+            );
+            continue;
+        }
         match cache.adopt(engines, &source.sha256, &root.join(&entry.code)) {
             Ok(target) => tracing::info!(
                 "{}: using the code precompiled for {} shipped in the bundle ({target}); \
