@@ -4,8 +4,18 @@
 # end-to-end tests of tests/qemu.rs, which start the board builds under QEMU
 # and drive them from this machine (its gatewayctl, mosquitto and HTTP
 # client) over loopback. Needs what cross/setup.sh installs.
+#
+#   cross/test.sh               # build (if out of date), then test
+#   cross/test.sh --build-only  # only the builds (tests/all.sh runs this in
+#                               # the background while the x86_64 tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+case "${1:-}" in
+  --build-only) build_only=true ;;
+  "") ;;
+  *) echo "usage: cross/test.sh [--build-only]" >&2; exit 2 ;;
+esac
 bash cross/setup.sh
 
 boards=(aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
@@ -21,13 +31,21 @@ cargo "${config[@]}" build --profile qemu --no-default-features --bin gatewayd \
   "${boards[@]/#/--target=}"
 took "board builds" "$started"
 
+unit_tests=(cargo "${config[@]}" test --profile qemu --no-default-features -p gatewayd --lib
+  --target aarch64-unknown-linux-gnu)
+if $build_only; then
+  started=$(date +%s)
+  "${unit_tests[@]}" --no-run
+  took "aarch64 unit tests' build" "$started"
+  exit 0
+fi
+
 started=$(date +%s)
-cargo "${config[@]}" test --profile qemu --no-default-features -p gatewayd --lib \
-  --target aarch64-unknown-linux-gnu
+"${unit_tests[@]}"
 took "unit tests on aarch64 under QEMU" "$started"
 
 started=$(date +%s)
-# --workspace, as in the README's test command, so the host build is the one
+# --workspace, as tests/all.sh runs it, so the host build is the one
 # `cargo test --workspace` made (the same features), not a rebuild.
 GATEWAYD_BOARD_BUILDS="$target_dir" cargo test --workspace --test qemu -- \
   --ignored --test-threads 2

@@ -81,20 +81,8 @@ async fn a_bundle_whose_component_does_not_compile_is_rejected() {
         "spin_manifest_version = 2\n[application]\nname = \"hello\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"bad\"\n[component.bad]\nsource = \"bad.wasm\"\n",
     )
     .unwrap();
-    ok(&ctl(
-        service.path(),
-        &[
-            "bundle",
-            "broken",
-            "--key",
-            "release.key",
-            "--version",
-            "2.0.0",
-            "-o",
-            "broken.bundle",
-        ],
-    ));
-    let refused = rejected(&service.push(&service.path().join("broken.bundle")));
+    let broken = service.bundle_app(&app, "2.0.0", "release", &[]);
+    let refused = rejected(&service.push(&broken));
     assert!(
         refused.contains("does not load") && refused.contains("bad"),
         "{refused}"
@@ -218,23 +206,7 @@ async fn the_health_route_decides_the_switch() {
     let gw = service.start();
     let hello = examples().join("hello");
     let bundle = |version: &str, route: &str| {
-        let name = format!("{version}.bundle");
-        ok(&ctl(
-            service.path(),
-            &[
-                "bundle",
-                hello.to_str().unwrap(),
-                "--key",
-                "release.key",
-                "--version",
-                version,
-                "--health-route",
-                route,
-                "-o",
-                &name,
-            ],
-        ));
-        service.path().join(name)
+        service.bundle_app(&hello, version, "release", &["--health-route", route])
     };
     ok(&service.push(&bundle("1.0.0", "/hello")));
     let unhealthy = rejected(&service.push(&bundle("1.1.0", "/nowhere")));
@@ -247,22 +219,13 @@ async fn the_health_route_decides_the_switch() {
 
     // A component that traps on its health route is refused the same way.
     let probe = examples().join("probe");
-    ok(&ctl(
-        service.path(),
-        &[
-            "bundle",
-            probe.to_str().unwrap(),
-            "--key",
-            "release.key",
-            "--version",
-            "3.0.0",
-            "--health-route",
-            "/probe/trap",
-            "-o",
-            "trap.bundle",
-        ],
-    ));
-    let trapped = rejected(&service.push(&service.path().join("trap.bundle")));
+    let trap = service.bundle_app(
+        &probe,
+        "3.0.0",
+        "release",
+        &["--health-route", "/probe/trap"],
+    );
+    let trapped = rejected(&service.push(&trap));
     assert!(
         trapped.contains("GET /probe/trap answered 500"),
         "{trapped}"
@@ -358,26 +321,9 @@ async fn oversize_truncated_and_junk_uploads_are_refused() {
     ok(&service.push(&service.bundle("1.0.0", "release")));
 
     let probe = examples().join("probe");
-    ok(&ctl(
-        service.path(),
-        &[
-            "bundle",
-            probe.to_str().unwrap(),
-            "--key",
-            "release.key",
-            "--version",
-            "2.0.0",
-            "-o",
-            "big.bundle",
-        ],
-    ));
-    assert!(
-        std::fs::metadata(service.path().join("big.bundle"))
-            .unwrap()
-            .len()
-            > 200 << 10
-    );
-    let big = rejected(&service.push(&service.path().join("big.bundle")));
+    let big = service.bundle_app(&probe, "2.0.0", "release", &[]);
+    assert!(std::fs::metadata(&big).unwrap().len() > 200 << 10);
+    let big = rejected(&service.push(&big));
     assert!(
         big.contains("larger than [update] max_bundle_size"),
         "{big}"
@@ -406,22 +352,8 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
         ("1.1.0", "hello-sdk5"),
         ("1.2.0", "hello-wstd"),
     ] {
-        let name = format!("{app}.bundle");
-        let source = examples().join(app);
-        ok(&ctl(
-            service.path(),
-            &[
-                "bundle",
-                source.to_str().unwrap(),
-                "--key",
-                "release.key",
-                "--version",
-                version,
-                "-o",
-                &name,
-            ],
-        ));
-        ok(&service.push(&service.path().join(name)));
+        let bundle = service.bundle_app(&examples().join(app), version, "release", &[]);
+        ok(&service.push(&bundle));
     }
     let entries: Vec<String> = std::fs::read_dir(service.path().join("state/cache"))
         .unwrap()

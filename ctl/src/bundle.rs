@@ -68,13 +68,14 @@ pub fn run(
         files.push((relative(&root, source)?, Content::File(source.clone())));
     }
     let mut precompiled = Vec::new();
+    // Components sharing one .wasm are compiled once per target.
+    let wasm_files: BTreeSet<PathBuf> = app
+        .components
+        .values()
+        .map(|c| canonical(&c.source))
+        .collect::<Result<_>>()?;
     for triple in &precompile.targets {
         let engines = crate::compile::engines_for(triple, precompile.board_config.as_deref())?;
-        let wasm_files: BTreeSet<PathBuf> = app
-            .components
-            .values()
-            .map(|c| canonical(&c.source))
-            .collect::<Result<_>>()?;
         for wasm in &wasm_files {
             let source = relative(&root, wasm)?;
             let code = crate::compile::precompile(&engines, wasm)?;

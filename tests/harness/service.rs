@@ -67,12 +67,18 @@ impl Service {
 
     /// [`Service::bundle`] with more `gatewayctl bundle` arguments.
     pub fn bundle_with(&self, version: &str, key: &str, extra: &[&str]) -> PathBuf {
-        let name = format!("hello-{version}-{key}.bundle");
-        let hello = examples().join("hello");
+        self.bundle_app(&examples().join("hello"), version, key, extra)
+    }
+
+    /// The app in folder `app` as `<folder>-<version>-<key>.bundle`, signed by
+    /// `key`, with more `gatewayctl bundle` arguments.
+    pub fn bundle_app(&self, app: &Path, version: &str, key: &str, extra: &[&str]) -> PathBuf {
+        let folder = app.file_name().unwrap().to_string_lossy();
+        let name = format!("{folder}-{version}-{key}.bundle");
         let key = format!("{key}.key");
         let mut args = vec![
             "bundle",
-            hello.to_str().unwrap(),
+            app.to_str().unwrap(),
             "--key",
             &key,
             "--version",
