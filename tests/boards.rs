@@ -134,6 +134,18 @@ async fn shipped_code_that_fits_is_used_without_compiling() {
         !logs.contains(" compiled "),
         "compiled on the gateway:\n{logs}"
     );
+    // The operator sees the same in the status.
+    let status = service.status();
+    assert_eq!(
+        status["components"],
+        serde_json::json!([{"id": "hello", "runs_on": "native x86_64 code", "from": "cache"}]),
+        "{status}"
+    );
+    let line = ok(&ctl(service.path(), &["status", "--to", &service.to()]));
+    assert!(
+        line.contains("component \"hello\": native x86_64 code, from the cache"),
+        "{line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,6 +170,7 @@ async fn code_for_another_board_is_refused_with_the_reason_and_compiled_here() {
         "{}",
         gw.logs()
     );
+    assert_eq!(service.status()["components"][0]["from"], "compiled");
 }
 
 /// A 39-bit address space (512 GiB, common on aarch64 and riscv64 boards),

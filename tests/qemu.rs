@@ -133,6 +133,12 @@ async fn loads_code_precompiled_on_this_machine_without_compiling(board: &Board)
         gw.logs()
     );
     assert!(!gw.logs().contains(" compiled "), "{}", gw.logs());
+    // The status names the same code as the log (whose line ends with it).
+    let status = service.status();
+    let component = &status["components"][0];
+    assert_eq!(component["from"], "cache", "{status}");
+    let runs_on = component["runs_on"].as_str().unwrap_or("?");
+    assert!(board.code.ends_with(runs_on), "{status}");
 }
 
 async fn handles_mqtt_messages_from_the_host_broker(board: &Board) {

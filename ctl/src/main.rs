@@ -121,7 +121,8 @@ enum Command {
         what: Push,
     },
     /// Show what a running gatewayd runs: app, version, generation, uptime,
-    /// triggers and the last update's outcome.
+    /// triggers, the last update's outcome, and the code each component runs
+    /// (native or the Pulley interpreter, from the cache or compiled at load).
     #[command(
         after_help = "Example:\n  gatewayctl status\n  gatewayctl status --to unix:///run/gatewayd/admin.sock --json"
     )]

@@ -1,5 +1,6 @@
 //! `gatewayctl status`: what gatewayd runs (`GET /v1/status`): the app, its
-//! version and generation, uptime, triggers and the last update's outcome.
+//! version and generation, uptime, triggers, the last update's outcome, and
+//! the code each component runs.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +25,18 @@ pub struct Status {
     #[serde(default)]
     pub triggers: Triggers,
     pub last_update: Option<LastUpdate>,
+    /// Older gateways do not report it.
+    #[serde(default)]
+    pub components: Vec<Component>,
+}
+
+/// One component of the running app and the code it runs.
+#[derive(Debug, Deserialize)]
+pub struct Component {
+    pub id: String,
+    pub runs_on: String,
+    pub from: String,
+    pub fallback_reason: Option<String>,
 }
 
 /// How many triggers of each kind the app has.
@@ -61,6 +74,9 @@ pub fn run(connection: &Connection, json: bool) -> Result<()> {
     if !json {
         let status: Status = reply.parse("GET /v1/status")?;
         println!("{}", status.line(SystemTime::now()));
+        for line in status.component_lines() {
+            println!("  {line}");
+        }
     }
     Ok(())
 }
@@ -111,6 +127,26 @@ impl Status {
             }
         }
         line
+    }
+
+    /// `component "hello": native aarch64 code, from the cache`, one per
+    /// component, with the reason when it fell back to Pulley.
+    pub fn component_lines(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .map(|c| {
+                let from = match c.from.as_str() {
+                    "cache" => "from the cache",
+                    "compiled" => "compiled at load",
+                    other => other,
+                };
+                let mut line = format!("component {:?}: {}, {from}", c.id, c.runs_on);
+                if let Some(reason) = &c.fallback_reason {
+                    line += &format!(" ({reason})");
+                }
+                line
+            })
+            .collect()
     }
 }
 
@@ -170,6 +206,31 @@ mod tests {
         assert_eq!(
             rejected.line(now),
             "no app installed, up 0s; last update: rejected 0s ago: bad signature"
+        );
+    }
+
+    #[test]
+    fn component_lines() {
+        let running = status(
+            r#"{"app": "hello", "version": "1.0.0", "generation": 3, "last_update": null,
+               "components": [
+                 {"id": "hello", "runs_on": "native aarch64 code", "from": "cache"},
+                 {"id": "probe", "runs_on": "Pulley interpreter (pulley64)", "from": "compiled",
+                  "fallback_reason": "Cranelift crashed making native riscv64 code of it"}]}"#,
+        );
+        assert_eq!(
+            running.component_lines(),
+            [
+                "component \"hello\": native aarch64 code, from the cache",
+                "component \"probe\": Pulley interpreter (pulley64), compiled at load \
+                 (Cranelift crashed making native riscv64 code of it)"
+            ]
+        );
+        // A gatewayd that does not report components yet.
+        assert!(
+            status(r#"{"app": null, "last_update": null}"#)
+                .component_lines()
+                .is_empty()
         );
     }
 

@@ -44,6 +44,7 @@ pub struct InstanceLimits {
 pub struct PreparedComponent {
     pub id: Arc<str>,
     pub pre: InstancePre<HostState>,
+    pub code: ComponentCode,
     wasi: WasiTemplate,
     grants: Grants,
     limits: InstanceLimits,
@@ -76,6 +77,20 @@ impl PreparedComponent {
         store.set_epoch_deadline(1);
         Ok(store)
     }
+}
+
+/// Which code a component runs and where it came from, for status reports
+/// (the load log line says the same).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ComponentCode {
+    /// e.g. "native aarch64 code", "Pulley interpreter (pulley64)".
+    pub runs_on: String,
+    /// "cache" (compiled earlier, or shipped in the bundle) or "compiled".
+    pub from: &'static str,
+    /// Why the component runs on the fallback engine, when it was just
+    /// compiled there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// What the host capabilities of every component share.
@@ -113,6 +128,17 @@ impl Executor {
             let context = || format!("component \"{id}\"");
             let (component, target, origin) =
                 cache.load(engines, &spec.source).with_context(context)?;
+            let code = ComponentCode {
+                runs_on: target.to_string(),
+                from: match origin {
+                    Origin::Cached => "cache",
+                    Origin::Compiled { .. } => "compiled",
+                },
+                fallback_reason: match &origin {
+                    Origin::Compiled { fell_back, .. } => fell_back.clone(),
+                    Origin::Cached => None,
+                },
+            };
             match origin {
                 Origin::Cached => tracing::info!(
                     component = %id,
@@ -173,6 +199,7 @@ impl Executor {
                 Arc::new(PreparedComponent {
                     id,
                     pre,
+                    code,
                     wasi,
                     grants,
                     limits: limits.clone(),
@@ -184,5 +211,10 @@ impl Executor {
 
     pub fn component(&self, id: &str) -> Option<&Arc<PreparedComponent>> {
         self.components.get(id)
+    }
+
+    /// Every component, by id.
+    pub fn components(&self) -> impl Iterator<Item = &Arc<PreparedComponent>> {
+        self.components.values()
     }
 }

@@ -21,6 +21,7 @@ use super::bundle::{BundleManifest, Limits};
 use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
+use crate::executor::ComponentCode;
 use crate::loaded::{Loaded, Shared};
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::trigger::http::AppSlot;
@@ -70,7 +71,16 @@ pub struct Status {
     pub generation: Option<u64>,
     pub uptime_secs: u64,
     pub triggers: TriggerCounts,
+    /// The running app's components and the code each runs.
+    pub components: Vec<ComponentStatus>,
     pub last_update: Option<LastUpdate>,
+}
+
+#[derive(Serialize)]
+pub struct ComponentStatus {
+    pub id: String,
+    #[serde(flatten)]
+    pub code: ComponentCode,
 }
 
 #[derive(Serialize, Default)]
@@ -333,6 +343,16 @@ impl Controller {
             generation: running.map(|r| r.generation),
             uptime_secs: self.started.elapsed().as_secs(),
             triggers,
+            components: running.map_or_else(Vec::new, |r| {
+                r.loaded
+                    .executor
+                    .components()
+                    .map(|c| ComponentStatus {
+                        id: c.id.to_string(),
+                        code: c.code.clone(),
+                    })
+                    .collect()
+            }),
             last_update: state.last_update.clone(),
         }
     }
