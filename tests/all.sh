@@ -2,12 +2,10 @@
 # The whole test suite, as CI runs it: the x86_64 unit and end-to-end tests
 # (`cargo test --workspace`), then the QEMU tests (cross/test.sh).
 #
-# The board builds the QEMU tests need are most of the CPU work, and a cold
-# x86_64 build leaves a core idle for minutes (Cranelift, then gatewayd, build
-# one crate at a time), as do tests waiting on brokers and timeouts. So they
-# start first, in the background at the lowest CPU priority: they take what
-# the x86_64 side leaves, and never slow it down. Each side's output is kept
-# apart: the builds' log is printed only if they fail.
+# The board builds the QEMU tests need are the longest part. They start first,
+# in the background at the lowest CPU priority, and take what CPU the x86_64
+# side leaves (its build ends one crate at a time: Cranelift, wasmtime,
+# gatewayd). The builds' log is printed only if they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2

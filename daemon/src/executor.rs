@@ -128,16 +128,14 @@ impl Executor {
             let context = || format!("component \"{id}\"");
             let (component, target, origin) =
                 cache.load(engines, &spec.source).with_context(context)?;
+            let (from, fallback_reason) = match &origin {
+                Origin::Cached => ("cache", None),
+                Origin::Compiled { fell_back, .. } => ("compiled", fell_back.clone()),
+            };
             let code = ComponentCode {
                 runs_on: target.to_string(),
-                from: match origin {
-                    Origin::Cached => "cache",
-                    Origin::Compiled { .. } => "compiled",
-                },
-                fallback_reason: match &origin {
-                    Origin::Compiled { fell_back, .. } => fell_back.clone(),
-                    Origin::Cached => None,
-                },
+                from,
+                fallback_reason,
             };
             match origin {
                 Origin::Cached => tracing::info!(
