@@ -18,9 +18,11 @@ const ARMV7: &str = "armv7-unknown-linux-gnueabihf";
 const X86_64: &str = "x86_64-unknown-linux-gnu";
 
 /// `gatewayctl compile` of `component` for `target`: (stdout, stderr, code).
+/// The output is a bare file name, as in the README (it once wrote the file
+/// and then failed to sync its empty parent folder).
 fn compile(dir: &Path, component: &str, target: &str) -> (String, String, Vec<u8>) {
     let wasm = examples().join(format!("target/wasm32-wasip2/release/{component}.wasm"));
-    let out = dir.join(format!("{component}-{target}.cwasm"));
+    let name = format!("{component}-{target}.cwasm");
     let output = ctl(
         dir,
         &[
@@ -29,12 +31,12 @@ fn compile(dir: &Path, component: &str, target: &str) -> (String, String, Vec<u8
             target,
             wasm.to_str().unwrap(),
             "-o",
-            out.to_str().unwrap(),
+            &name,
         ],
     );
     let stdout = ok(&output);
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    (stdout, stderr, std::fs::read(&out).unwrap())
+    (stdout, stderr, std::fs::read(dir.join(&name)).unwrap())
 }
 
 /// Which code each example component gets on each board, compiled here.

@@ -278,6 +278,94 @@ fn keys_from_the_minisign_tool_and_password_protected_keys_sign_bundles() {
     assert!(again.contains("release.key exists"), "{again}");
 }
 
+/// `keygen -o hello` then `bundle --key hello.key -o hello.bundle`: the
+/// bundler's temporary files take no name a user may own (it once wrote and
+/// deleted `hello.pub`), and none is left behind.
+#[test]
+fn a_bundle_named_like_its_key_leaves_the_key_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = harness::examples().join("hello");
+    ok(&gatewayctl(dir.path(), &["keygen", "-o", "hello"]));
+    let before = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let (key, public) = (before("hello.key"), before("hello.pub"));
+    ok(&gatewayctl(
+        dir.path(),
+        &[
+            "bundle",
+            hello.to_str().unwrap(),
+            "--key",
+            "hello.key",
+            "--version",
+            "1.0.0",
+            "-o",
+            "hello.bundle",
+        ],
+    ));
+    assert_eq!(before("hello.key"), key);
+    assert_eq!(before("hello.pub"), public);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hello.bundle", "hello.key", "hello.pub"]);
+    ok(&gatewayctl(
+        dir.path(),
+        &["verify", "hello.bundle", "--pubkey", "hello.pub"],
+    ));
+}
+
+/// A password-protected key with no terminal to ask on and no
+/// GATEWAYCTL_PASSWORD names the variable (minisign alone said "No such
+/// device or address").
+#[test]
+fn a_password_with_no_terminal_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let without_terminal = |args: &[&str], password: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayctl"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("GATEWAYCTL_PASSWORD")
+            .stdin(std::process::Stdio::null());
+        if let Some(password) = password {
+            command.env("GATEWAYCTL_PASSWORD", password);
+        }
+        // A new session has no controlling terminal: /dev/tty cannot open.
+        // SAFETY: setsid(2) only, in the child between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        command.output().unwrap()
+    };
+    let keygen = failed(&without_terminal(&["keygen", "-o", "k", "--password"], None));
+    assert!(keygen.contains("GATEWAYCTL_PASSWORD"), "{keygen}");
+    ok(&without_terminal(
+        &["keygen", "-o", "k", "--password"],
+        Some("open sesame"),
+    ));
+    let hello = harness::examples().join("hello");
+    let bundle = [
+        "bundle",
+        hello.to_str().unwrap(),
+        "--key",
+        "k.key",
+        "--version",
+        "1.0.0",
+        "-o",
+        "k.bundle",
+    ];
+    let signing = failed(&without_terminal(&bundle, None));
+    assert!(
+        signing.contains("k.key") && signing.contains("GATEWAYCTL_PASSWORD"),
+        "{signing}"
+    );
+    ok(&without_terminal(&bundle, Some("open sesame")));
+}
+
 /// Every damaged or forged bundle is rejected, with the reason.
 #[test]
 fn damaged_and_forged_bundles_are_rejected_with_the_reason() {

@@ -145,6 +145,19 @@ fn help_explains_with_examples() {
     ] {
         assert!(help.contains(needle), "missing {needle} in:\n{help}");
     }
+    // Every network command says both forms of --to.
+    for command in [&["status"][..], &["rollback"], &["push", "bundle"]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+            .args(command)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.contains("unix:///PATH") && help.contains("https://HOST:PORT"),
+            "gatewayctl {command:?} --help:\n{help}"
+        );
+    }
 }
 
 #[test]

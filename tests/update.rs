@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{Service, ctl, examples, get, ok, rejected};
+use harness::{MosquittoBroker, MqttClient, Service, ctl, examples, get, ok, rejected};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn push_status_rejections_and_rollback() {
@@ -60,6 +60,12 @@ async fn push_status_rejections_and_rollback() {
     assert!(back.contains("1.0.0"), "{back}");
     assert_eq!(service.status()["version"], "1.0.0");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    // Rollback swaps current and previous (the README says so): a second one
+    // returns to 1.1.0, a third to 1.0.0.
+    ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
+    assert_eq!(service.status()["version"], "1.1.0");
+    ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
+    assert_eq!(service.status()["version"], "1.0.0");
     drop(gw);
 
     // A restart serves what was installed last.
@@ -297,13 +303,23 @@ async fn a_broken_current_generation_falls_back_to_the_previous() {
         .join("state/generations/2/app/target/wasm32-wasip2/release/hello.wasm");
     std::fs::write(&wasm, b"\0asm damaged by a bad sector").unwrap();
     let gw = service.start();
-    assert_eq!(service.status()["version"], "1.0.0");
+    let status = service.status();
+    assert_eq!(status["version"], "1.0.0");
     assert!(
         gw.logs()
-            .contains("falling back to the previous generation 1"),
+            .contains("fell back to the previous generation 1"),
         "{}",
         gw.logs()
     );
+    // `status` says so too, with the reason.
+    assert_eq!(status["last_update"]["result"], "fell back", "{status}");
+    let message = status["last_update"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("generation 2 did not start") && message.contains("generation 1"),
+        "{message}"
+    );
+    let human = ok(&ctl(service.path(), &["status", "--to", &service.to()]));
+    assert!(human.contains("last update: fell back 1.0.0"), "{human}");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
 
@@ -380,4 +396,118 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
         .find(|l| l.contains("from the cache ("))
         .unwrap();
     assert!(line.contains("component=hello-sdk5"), "{line}");
+}
+
+/// Threads of process `pid` whose name starts with `prefix` (Linux names
+/// threads by their first 15 bytes).
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The broker's own count of connected clients, from its `$SYS` topic
+/// (retained, refreshed every second: see the harness's `sys_interval`).
+fn connected_clients(sys: &MqttClient) -> Option<u64> {
+    let received = sys.received();
+    let (_, payload) = received.last()?;
+    std::str::from_utf8(payload).ok()?.trim().parse().ok()
+}
+
+/// Polls `probe` (bounded) until it equals `want`; returns the last value.
+async fn settles_at<T: PartialEq + Copy>(want: T, mut probe: impl FnMut() -> T) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = probe();
+        if now == want || std::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An MQTT-triggered component that answers through outbound MQTT, under a
+/// steady stream of messages while six updates are pushed: every message is
+/// answered, and the broker sees as many gatewayd connections after the last
+/// update as after the first (one outbound connection shared by every
+/// generation, one trigger session), as does the daemon's thread list. Before
+/// outbound connections were process-wide, each generation opened its own
+/// with the same client id and the broker kept closing one for the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_under_mqtt_load_answer_every_message_and_keep_one_connection() {
+    let broker = MosquittoBroker::start();
+    let service = Service::new();
+    let gw = service.start_with(&[("SPIN_VARIABLE_BROKER", &broker.address())]);
+    let app = examples().join("mqtt-triggered");
+    ok(&service.push(&service.bundle_app(&app, "1.0.0", "release", &[])));
+    let replies = MqttClient::connect(broker.port, &["reply/#"]).await;
+    let sys = MqttClient::connect(broker.port, &["$SYS/broker/clients/connected"]).await;
+
+    // A message answered by generation 2 opens its outbound connection.
+    ok(&service.push(&service.bundle_app(&app, "1.1.0", "release", &[])));
+    let sender = MqttClient::connect(broker.port, &[]).await;
+    sender.publish("sensors/first/temp", 1, "first").await;
+    replies
+        .wait_until(Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    // gatewayd: three trigger sessions and one outbound connection; the
+    // test: three clients.
+    const CLIENTS: Option<u64> = Some(7);
+    assert_eq!(
+        settles_at(CLIENTS, || connected_clients(&sys)).await,
+        CLIENTS,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(
+        threads_named(gw.pid(), "mqtt "),
+        1,
+        "one outbound connection, one owner thread"
+    );
+
+    const MESSAGES: usize = 300;
+    let load = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            sender
+                .publish(&format!("sensors/s{i}/temp"), 1, format!("m{i}"))
+                .await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        sender.flush().await;
+    });
+    for minor in 2..=6 {
+        let bundle = service.bundle_app(&app, &format!("1.{minor}.0"), "release", &[]);
+        ok(&service.push(&bundle));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    load.await.unwrap();
+    let received = replies
+        .wait_until(Duration::from_secs(30), |r| r.len() > MESSAGES)
+        .await;
+    let answered: std::collections::BTreeSet<String> = received
+        .iter()
+        .map(|(_, payload)| String::from_utf8_lossy(payload).to_string())
+        .collect();
+    let missing: Vec<usize> = (0..MESSAGES)
+        .filter(|i| !answered.contains(&format!("m{i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {MESSAGES} messages never answered: {missing:?}\n{}",
+        missing.len(),
+        gw.logs()
+    );
+    assert_eq!(service.status()["version"], "1.6.0");
+    assert_eq!(
+        settles_at(CLIENTS, || connected_clients(&sys)).await,
+        CLIENTS,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(settles_at(1, || threads_named(gw.pid(), "mqtt ")).await, 1);
 }

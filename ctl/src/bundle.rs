@@ -135,20 +135,19 @@ pub fn run(
     )
     .map_err(|e| anyhow!("signing with {}: {e}", key.display()))?;
 
-    let partial = output.with_extension("partial");
+    // A name no user owns: `with_extension` on the output would take
+    // `hello.pub` next to `hello.bundle`, and delete it afterwards.
+    let partial = partial_name(output);
     write(&partial, &text, &signature.into_string(), &files)
         .with_context(|| format!("writing {}", partial.display()))?;
     // Check what was written with the key it was signed with: a file that
     // changed while it was packed would otherwise ship a bundle no gateway takes.
     let public = minisign::PublicKey::from_secret_key(&secret).map_err(|e| anyhow!("{e}"))?;
-    let public_file = partial.with_extension("pub");
-    std::fs::write(
-        &public_file,
-        public.to_box().map_err(|e| anyhow!("{e}"))?.to_bytes(),
-    )?;
-    let checked = TrustedKeys::load(std::slice::from_ref(&public_file))
-        .and_then(|keys| reader::verify(&partial, &keys, &Limits::default()));
-    let _ = std::fs::remove_file(&public_file);
+    let checked = reader::verify(
+        &partial,
+        &TrustedKeys::from_key(public.clone()),
+        &Limits::default(),
+    );
     if let Err(e) = checked {
         let _ = std::fs::remove_file(&partial);
         return Err(e.context("the bundle just written does not verify (did a file change?)"));
@@ -164,6 +163,23 @@ pub fn run(
         key_id(public.keynum())
     );
     Ok(())
+}
+
+/// A temporary name beside `output` (same file system, so the final rename
+/// is atomic) that no user file can have: hidden, and unique to this process
+/// and moment.
+fn partial_name(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    output.with_file_name(format!(
+        ".{name}.gatewayctl-{}-{nanos:09}.partial",
+        std::process::id()
+    ))
 }
 
 fn canonical(path: &Path) -> Result<PathBuf> {

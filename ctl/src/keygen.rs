@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use minisign::KeyPair;
 
-use crate::keys::password_from_env;
+use crate::keys::password_or_terminal;
 
 pub fn run(name: &Path, password: bool, force: bool) -> Result<()> {
     let secret_path = with_suffix(name, "key");
@@ -20,7 +20,7 @@ pub fn run(name: &Path, password: bool, force: bool) -> Result<()> {
     }
     let pair = if password {
         // With no GATEWAYCTL_PASSWORD, minisign asks on the terminal.
-        KeyPair::generate_encrypted_keypair(password_from_env())
+        KeyPair::generate_encrypted_keypair(password_or_terminal("--password")?)
     } else {
         KeyPair::generate_unencrypted_keypair()
     }

@@ -9,8 +9,24 @@ use minisign::{SecretKey, SecretKeyBox};
 /// Environment variable holding the secret key's password, for scripts.
 pub const PASSWORD_ENV: &str = "GATEWAYCTL_PASSWORD";
 
-pub fn password_from_env() -> Option<String> {
+fn password_from_env() -> Option<String> {
     std::env::var(PASSWORD_ENV).ok()
+}
+
+/// The password from GATEWAYCTL_PASSWORD, or `None` when minisign can ask on
+/// the terminal. With neither (a script, CI, a service), an error naming the
+/// variable: minisign's own would be "No such device or address".
+pub fn password_or_terminal(what: &str) -> Result<Option<String>> {
+    if let Some(password) = password_from_env() {
+        return Ok(Some(password));
+    }
+    if std::fs::File::open("/dev/tty").is_err() {
+        anyhow::bail!(
+            "{what} needs a password and there is no terminal to ask on: \
+             set {PASSWORD_ENV} to the password"
+        );
+    }
+    Ok(None)
 }
 
 pub fn load_secret(path: &Path) -> Result<SecretKey> {
@@ -25,7 +41,8 @@ pub fn load_secret(path: &Path) -> Result<SecretKey> {
     if let Some(key) = unencrypted_without_checksum(&text) {
         return Ok(key);
     }
-    SecretKey::from_box(boxed, password_from_env())
+    let password = password_or_terminal(&format!("secret key {}", path.display()))?;
+    SecretKey::from_box(boxed, password)
         .map_err(|e| anyhow::anyhow!("secret key {}: {e}", path.display()))
 }
 

@@ -133,8 +133,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Make a running gatewayd go back to the app's previous generation.
-    #[command(after_help = "Example:\n  gatewayctl rollback")]
+    /// Make a running gatewayd switch to the app's previous generation.
+    /// A gateway keeps two generations, current and previous, and rollback
+    /// swaps them: a second rollback returns to the newer one.
+    #[command(
+        after_help = "Example:\n  gatewayctl rollback\n  gatewayctl rollback --to https://board:7443 --token $TOKEN"
+    )]
     Rollback {
         #[command(flatten)]
         connection: Connection,

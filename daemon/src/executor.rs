@@ -20,9 +20,9 @@ use crate::engine::Engines;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::key_value::{KeyValue, Stores};
-use crate::host::mqtt::{Mqtt, MqttConnections};
+use crate::host::mqtt::{Mqtt, MqttConnections, MqttLease};
 use crate::host::outbound_http::{OutboundHttp, SelfAddress};
-use crate::host::redis::{Redis, RedisConnections};
+use crate::host::redis::{Redis, RedisConnections, RedisLease};
 use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, Grants, HostState};
@@ -99,8 +99,9 @@ pub struct HostResources {
     pub stores: Arc<Stores>,
     /// The app's own HTTP listener, for `http://self`.
     pub self_address: SelfAddress,
-    /// For `mqtts://` brokers.
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Process-wide outbound connections; each generation leases its own.
+    pub redis: Arc<RedisConnections>,
+    pub mqtt: Arc<MqttConnections>,
 }
 
 /// All components of one loaded app.
@@ -121,8 +122,10 @@ impl Executor {
     ) -> Result<Self> {
         // One linker per engine, built when a component first needs it.
         let mut linkers: Vec<(Engine, wasmtime::component::Linker<HostState>)> = Vec::new();
-        let redis_connections = Arc::new(RedisConnections::default());
-        let mqtt_connections = Arc::new(MqttConnections::new(resources.tls.clone()));
+        // The connections this generation opens stay open while it lives,
+        // shared with other generations that use the same ones.
+        let redis_lease = Arc::new(RedisLease::default());
+        let mqtt_lease = Arc::new(MqttLease::default());
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
@@ -189,8 +192,18 @@ impl Executor {
                 ),
                 variables: Variables::new(spec.variables.clone()),
                 key_value: KeyValue::new(&spec.key_value_stores, resources.stores.clone()),
-                redis: Redis::new(id.clone(), allowed_hosts.clone(), redis_connections.clone()),
-                mqtt: Mqtt::new(id.clone(), allowed_hosts, mqtt_connections.clone()),
+                redis: Redis::new(
+                    id.clone(),
+                    allowed_hosts.clone(),
+                    resources.redis.clone(),
+                    redis_lease.clone(),
+                ),
+                mqtt: Mqtt::new(
+                    id.clone(),
+                    allowed_hosts,
+                    resources.mqtt.clone(),
+                    mqtt_lease.clone(),
+                ),
             };
             components.insert(
                 id.to_string(),

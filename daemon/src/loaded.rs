@@ -15,6 +15,8 @@ use crate::engine::Engines;
 use crate::engine::cache::CodeCache;
 use crate::executor::{Executor, HostResources, InstanceLimits};
 use crate::host::key_value::Stores;
+use crate::host::mqtt::MqttConnections;
+use crate::host::redis::RedisConnections;
 use crate::host::outbound_http::SelfAddress;
 use crate::shutdown::Shutdown;
 use crate::trigger::PubSubContext;
@@ -29,6 +31,9 @@ pub struct Shared {
     /// Instances alive at once, across apps and triggers.
     pub instances: Arc<Semaphore>,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Outbound Redis and MQTT connections, shared by every generation.
+    pub redis: Arc<RedisConnections>,
+    pub mqtt: Arc<MqttConnections>,
     pub self_address: SelfAddress,
     pub http: HttpOptions,
     /// Serving threads (one `HttpApp` each).
@@ -49,7 +54,8 @@ impl Loaded {
         let resources = HostResources {
             stores,
             self_address: shared.self_address.clone(),
-            tls: shared.tls.clone(),
+            redis: shared.redis.clone(),
+            mqtt: shared.mqtt.clone(),
         };
         let executor = Executor::load(
             &shared.engines,

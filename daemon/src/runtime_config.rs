@@ -100,7 +100,7 @@ impl RuntimeConfig {
                         .key_value_stores
                         .insert(label, StoreLocation::Redis(url));
                 }
-                other => bail!("{place}: unknown type \"{other}\" (expected \"spin\")"),
+                other => bail!("{place}: unknown type \"{other}\" (expected \"spin\" or \"redis\")"),
             }
         }
         Ok(config)
@@ -158,6 +158,14 @@ mod tests {
             load("[key_value_store.r]\ntype = \"spin\"\npth = \"a\"\n").unwrap_err()
         );
         assert!(err.contains("pth"), "{err}");
+        let err = format!(
+            "{:#}",
+            load("[key_value_store.r]\ntype = \"dynamo\"\n").unwrap_err()
+        );
+        assert!(
+            err.contains("unknown type \"dynamo\" (expected \"spin\" or \"redis\")"),
+            "{err}"
+        );
         let err = format!("{:#}", load("colour = 1\n").unwrap_err());
         assert!(err.contains("colour"), "{err}");
     }

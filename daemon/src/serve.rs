@@ -35,6 +35,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     tracing::info!("engine ready: {description}");
     let _ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
         .context("starting the epoch ticker")?;
+    let tls = crate::tls::client_config(&[])?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shared = Shared {
         cache: CodeCache::new(&engines, config.state_dir.join("cache"))?,
@@ -46,7 +47,9 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
             )?,
         },
         instances: Arc::new(Semaphore::new(config.engine.max_instances as usize)),
-        tls: crate::tls::client_config(&[])?,
+        tls: tls.clone(),
+        redis: Arc::default(),
+        mqtt: Arc::new(crate::host::mqtt::MqttConnections::new(tls)),
         self_address: SelfAddress::default(),
         http: HttpOptions {
             request_timeout: config.request_timeout,

@@ -73,6 +73,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &args.key_value,
     )
     .await?;
+    let tls = crate::tls::client_config(&args.tls_ca_files)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shared = Shared {
         engines,
@@ -80,7 +81,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         state_dir,
         limits,
         instances: Arc::new(Semaphore::new(args.max_instances as usize)),
-        tls: crate::tls::client_config(&args.tls_ca_files)?,
+        tls: tls.clone(),
+        redis: Arc::default(),
+        mqtt: Arc::new(crate::host::mqtt::MqttConnections::new(tls)),
         self_address: SelfAddress::default(),
         http: HttpOptions {
             request_timeout: args.request_timeout.0,

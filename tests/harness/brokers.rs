@@ -123,7 +123,7 @@ impl MosquittoBroker {
         .unwrap();
         let mut config = format!(
             "per_listener_settings false\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nlistener {port} 127.0.0.1\n",
+             persistence_location {}/\nsys_interval 1\nlistener {port} 127.0.0.1\n",
             dir.path().display()
         );
         let mut tls_port = 0;

@@ -39,7 +39,8 @@ const CHUNK: usize = 128 * 1024;
 /// `--to` and `--token`, shared by every network command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
-    /// gatewayd's admin API: unix:///PATH or a bare /PATH to its socket.
+    /// gatewayd's admin API: unix:///PATH (or a bare /PATH) to its socket,
+    /// or https://HOST:PORT for its TCP listener (`[admin] listen`).
     #[arg(
         long,
         value_name = "ADDR",
@@ -76,7 +77,7 @@ impl Address {
     pub fn parse(to: &str) -> Result<Address> {
         let to = to.trim();
         if to.is_empty() {
-            bail!("--to is empty: use unix:///PATH");
+            bail!("--to is empty: use unix:///PATH or https://HOST:PORT");
         }
         match to.split_once("://") {
             None => Ok(Address::Unix(PathBuf::from(to))),
@@ -103,7 +104,9 @@ impl Address {
                     })
                 }
                 "http" => bail!("--to {to}: the TCP admin API speaks HTTPS only: use https://"),
-                _ => bail!("--to {to}: unknown scheme {scheme:?}: use unix://PATH"),
+                _ => bail!(
+                    "--to {to}: unknown scheme {scheme:?}: use unix:///PATH or https://HOST:PORT"
+                ),
             },
         }
     }

@@ -180,7 +180,12 @@ impl CodeCache {
 /// Writes `bytes` to `path` so that `path` is either absent or complete, even
 /// across power loss: temporary file, fsync, rename, fsync of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent folder")?;
+    // A bare file name ("c.cwasm") has an empty parent: the current folder.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        Some(_) => Path::new("."),
+        None => anyhow::bail!("{} is not a file path", path.display()),
+    };
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),

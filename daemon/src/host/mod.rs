@@ -11,6 +11,7 @@
 
 pub mod allowed_hosts;
 mod bindings;
+pub mod connections;
 pub mod key_value;
 pub mod log_stream;
 pub mod mqtt;

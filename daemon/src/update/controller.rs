@@ -145,20 +145,30 @@ impl Controller {
     pub async fn start_installed(&self) -> Result<()> {
         let pointers = self.generations.pointers()?;
         let mut state = self.state.lock().await;
-        for (n, fallback) in [(pointers.current, false), (pointers.previous, true)] {
-            let Some(n) = n else { continue };
+        let mut failures = Vec::new();
+        for n in [pointers.current, pointers.previous].into_iter().flatten() {
             match self.prepare(n).await {
                 Ok((manifest, loaded)) => {
-                    if fallback {
-                        tracing::error!(
-                            "falling back to the previous generation {n} (app \"{}\" version {})",
+                    if !failures.is_empty() {
+                        // Said in the log and in `status` (last_update), so an
+                        // operator who only asks the gateway learns it too.
+                        let message = format!(
+                            "at start-up {}; fell back to the previous generation {n} \
+                             (app \"{}\" version {})",
+                            failures.join("; "),
                             manifest.app,
                             manifest.version
                         );
+                        tracing::error!("{message}");
                         self.generations.set_pointers(Pointers {
                             current: Some(n),
                             previous: None,
                         })?;
+                        state.last_update = Some(last_update(
+                            "fell back",
+                            &message,
+                            Some(manifest.version.clone()),
+                        ));
                     }
                     tracing::info!(
                         "serving generation {n}: app \"{}\" version {}",
@@ -168,8 +178,18 @@ impl Controller {
                     self.switch(&mut state, n, manifest, loaded).await?;
                     return Ok(());
                 }
-                Err(e) => tracing::error!("generation {n} does not start: {}", e.message),
+                Err(e) => {
+                    tracing::error!("generation {n} does not start: {}", e.message);
+                    failures.push(format!("generation {n} did not start: {}", e.message));
+                }
             }
+        }
+        if !failures.is_empty() {
+            state.last_update = Some(last_update(
+                "failed",
+                &format!("at start-up {}", failures.join("; ")),
+                None,
+            ));
         }
         tracing::warn!("no app installed: HTTP requests get 503 until a bundle is pushed");
         Ok(())

@@ -51,6 +51,16 @@ impl TrustedKeys {
         Ok(Self(keys))
     }
 
+    /// Trusts exactly `key` (no file): `gatewayctl bundle` checks what it
+    /// just wrote with the key it signed with.
+    pub fn from_key(key: PublicKey) -> Self {
+        Self(vec![TrustedKey {
+            file: PathBuf::from("(the signing key)"),
+            id: key_id(key.keynum()),
+            key,
+        }])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -95,15 +95,26 @@ impl Acks {
     }
 }
 
+/// Keeps a connection's owner thread running; dropping it ends the thread,
+/// which sends the broker a DISCONNECT on the way out.
+pub(super) struct OwnerHandle {
+    _stop: oneshot::Sender<()>,
+}
+
+/// How long a closing connection waits to tell the broker goodbye.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Starts the owner thread of one connection. The returned future resolves
 /// once the broker accepted the connection (or failed to); the thread keeps
-/// polling, and so reconnecting, for the life of the process.
+/// polling, and so reconnecting, until the returned handle is dropped.
 pub(super) fn run_event_loop(
     mut event_loop: EventLoop,
+    client: AsyncClient,
     acks: std::sync::Arc<Acks>,
     broker: String,
-) -> impl Future<Output = Result<(), String>> {
+) -> (OwnerHandle, impl Future<Output = Result<(), String>>) {
     let (connected_tx, connected_rx) = oneshot::channel::<Result<(), String>>();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name(format!("mqtt {broker}"))
         .spawn(move || {
@@ -117,7 +128,11 @@ pub(super) fn run_event_loop(
                 let mut connected_tx = Some(connected_tx);
                 let mut up = false;
                 loop {
-                    match event_loop.poll().await {
+                    let event = tokio::select! {
+                        _ = &mut stop_rx => break,
+                        event = event_loop.poll() => event,
+                    };
+                    match event {
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
                             if let Some(tx) = connected_tx.take() {
                                 let _ = tx.send(Ok(()));
@@ -142,18 +157,42 @@ pub(super) fn run_event_loop(
                             }
                             up = false;
                             acks.fail_all(&reason);
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            tokio::select! {
+                                _ = &mut stop_rx => break,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
                         }
                     }
                 }
+                if up {
+                    goodbye(&mut event_loop, &client).await;
+                }
             });
         });
-    async move {
+    let connected = async move {
         if spawned.is_err() {
             return Err("cannot start the connection's thread".to_string());
         }
         connected_rx
             .await
             .unwrap_or_else(|_| Err("the connection's thread ended".into()))
+    };
+    (OwnerHandle { _stop: stop_tx }, connected)
+}
+
+/// Sends DISCONNECT so the broker drops the session at once (and does not
+/// publish a will), within [`GOODBYE_TIMEOUT`].
+async fn goodbye(event_loop: &mut EventLoop, client: &AsyncClient) {
+    if client.try_disconnect().is_err() {
+        return;
     }
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }

@@ -13,9 +13,8 @@ mod acks;
 mod v2;
 mod v3;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -24,6 +23,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::HostState;
 use super::allowed_hosts::AllowedHosts;
+use super::connections::{Lease, Pool};
 use acks::Acks;
 
 /// How long connecting to a broker may take.
@@ -37,31 +37,45 @@ const QUEUE_CAPACITY: usize = 1000;
 /// interchangeable.
 type BrokerKey = (String, String, String, u64);
 
-/// The process-wide broker connections.
+/// The process-wide broker connections, shared by every app generation.
 pub struct MqttConnections {
-    by_key: Mutex<HashMap<BrokerKey, Arc<Broker>>>,
+    pool: Pool<BrokerKey, Broker>,
+    /// Client ids are unique for the life of the process: two connections
+    /// with one id make the broker close one for the other, over and over.
     next_id: AtomicU64,
     tls: Arc<rustls::ClientConfig>,
 }
 
+/// The broker connections one app generation uses.
+pub type MqttLease = Lease<BrokerKey, Broker>;
+
 /// One broker connection: the client handle and the acknowledgement matcher.
-struct Broker {
+/// Dropping it (no generation uses it any more) ends the owner thread, which
+/// says goodbye to the broker.
+pub struct Broker {
     client: AsyncClient,
     acks: Arc<Acks>,
+    _owner: acks::OwnerHandle,
 }
 
 impl MqttConnections {
     /// `tls` is used for `mqtts://` brokers.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
-            by_key: Mutex::default(),
+            pool: Pool::default(),
             next_id: AtomicU64::new(0),
             tls,
         }
     }
 
+    /// Broker connections open now, across generations.
+    pub fn live(&self) -> usize {
+        self.pool.live()
+    }
+
     async fn connect(
         &self,
+        lease: &MqttLease,
         scheme: &str,
         host: &str,
         port: u16,
@@ -75,9 +89,22 @@ impl MqttConnections {
             password.to_string(),
             keep_alive,
         );
-        if let Some(broker) = self.lock().get(&key) {
-            return Ok(broker.clone());
-        }
+        lease
+            .get_or_connect(&self.pool, key, || {
+                self.open(scheme, host, port, username, password, keep_alive)
+            })
+            .await
+    }
+
+    async fn open(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        username: &str,
+        password: &str,
+        keep_alive: u64,
+    ) -> Result<Broker, Failure> {
         let id = format!(
             "gatewayd-{}-{}",
             std::process::id(),
@@ -91,25 +118,24 @@ impl MqttConnections {
         let (client, event_loop) =
             crate::tls::mqtt_client(options, scheme, &self.tls, QUEUE_CAPACITY);
         let acks = Arc::new(Acks::default());
-        let connected = acks::run_event_loop(event_loop, acks.clone(), format!("{host}:{port}"));
+        let (owner, connected) = acks::run_event_loop(
+            event_loop,
+            client.clone(),
+            acks.clone(),
+            format!("{host}:{port}"),
+        );
         match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Failure::ConnectionFailed(format!("{host}:{port}: {e}")));
-            }
-            Err(_) => {
-                return Err(Failure::ConnectionFailed(format!(
-                    "{host}:{port}: no answer within {CONNECT_TIMEOUT:?}"
-                )));
-            }
+            Ok(Ok(())) => Ok(Broker {
+                client,
+                acks,
+                _owner: owner,
+            }),
+            // Dropping `owner` ends the thread.
+            Ok(Err(e)) => Err(Failure::ConnectionFailed(format!("{host}:{port}: {e}"))),
+            Err(_) => Err(Failure::ConnectionFailed(format!(
+                "{host}:{port}: no answer within {CONNECT_TIMEOUT:?}"
+            ))),
         }
-        let broker = Arc::new(Broker { client, acks });
-        // Two instances may have raced to connect: keep the first connection.
-        Ok(self.lock().entry(key).or_insert(broker).clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BrokerKey, Arc<Broker>>> {
-        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -119,6 +145,7 @@ pub struct Mqtt {
     component_id: Arc<str>,
     allowed: Arc<AllowedHosts>,
     connections: Arc<MqttConnections>,
+    lease: Arc<MqttLease>,
 }
 
 impl Mqtt {
@@ -126,11 +153,13 @@ impl Mqtt {
         component_id: Arc<str>,
         allowed: Arc<AllowedHosts>,
         connections: Arc<MqttConnections>,
+        lease: Arc<MqttLease>,
     ) -> Self {
         Self {
             component_id,
             allowed,
             connections,
+            lease,
         }
     }
 
@@ -161,7 +190,15 @@ impl Mqtt {
         }
         let broker = self
             .connections
-            .connect(scheme, host, port, username, password, keep_alive)
+            .connect(
+                &self.lease,
+                scheme,
+                host,
+                port,
+                username,
+                password,
+                keep_alive,
+            )
             .await?;
         Ok(MqttConnection { broker })
     }

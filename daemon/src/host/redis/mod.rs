@@ -11,8 +11,7 @@
 mod v2;
 mod v3;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -21,42 +20,48 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::HostState;
 use super::allowed_hosts::AllowedHosts;
+use super::connections::{Lease, Pool};
 
 /// How long connecting to a server may take before the guest gets an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one command may wait for its reply.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The process-wide connections, by address.
+/// The process-wide connections, by address, shared by every app generation.
 #[derive(Default)]
 pub struct RedisConnections {
-    by_address: Mutex<HashMap<String, ConnectionManager>>,
+    pool: Pool<String, ConnectionManager>,
 }
 
+/// The connections one app generation uses.
+pub type RedisLease = Lease<String, ConnectionManager>;
+
 impl RedisConnections {
-    async fn connect(&self, address: &str) -> Result<ConnectionManager, Failure> {
-        if let Some(existing) = self.lock().get(address) {
-            return Ok(existing.clone());
-        }
-        let client = redis::Client::open(address).map_err(|_| Failure::InvalidAddress)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
-        let manager = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| Failure::Other(format!("cannot connect to {address}: {e}")))?;
-        // Two instances may have raced to connect: keep the first connection.
-        Ok(self
-            .lock()
-            .entry(address.to_string())
-            .or_insert(manager)
-            .clone())
+    /// Server connections open now, across generations.
+    pub fn live(&self) -> usize {
+        self.pool.live()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectionManager>> {
-        self.by_address.lock().unwrap_or_else(|e| e.into_inner())
+    async fn connect(
+        &self,
+        lease: &RedisLease,
+        address: &str,
+        server: &str,
+    ) -> Result<ConnectionManager, Failure> {
+        let manager = lease
+            .get_or_connect(&self.pool, address.to_string(), || async {
+                let client = redis::Client::open(address).map_err(|_| Failure::InvalidAddress)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(1);
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(|e| unreachable(server, &e))
+            })
+            .await?;
+        Ok(ConnectionManager::clone(&manager))
     }
 }
 
@@ -66,6 +71,7 @@ pub struct Redis {
     component_id: Arc<str>,
     allowed: Arc<AllowedHosts>,
     connections: Arc<RedisConnections>,
+    lease: Arc<RedisLease>,
 }
 
 impl Redis {
@@ -73,11 +79,13 @@ impl Redis {
         component_id: Arc<str>,
         allowed: Arc<AllowedHosts>,
         connections: Arc<RedisConnections>,
+        lease: Arc<RedisLease>,
     ) -> Self {
         Self {
             component_id,
             allowed,
             connections,
+            lease,
         }
     }
 
@@ -100,14 +108,23 @@ impl Redis {
             );
             return Err(Failure::InvalidAddress);
         }
-        let manager = self.connections.connect(address).await?;
-        Ok(RedisConnection { manager })
+        let server = format!("{host}:{port}");
+        let manager = self
+            .connections
+            .connect(&self.lease, address, &server)
+            .await?;
+        Ok(RedisConnection {
+            manager,
+            server: server.into(),
+        })
     }
 }
 
 /// An open connection, as kept in the instance's resource table.
 pub struct RedisConnection {
     manager: ConnectionManager,
+    /// `host:port`, for error texts (the address may carry a password).
+    server: Arc<str>,
 }
 
 /// A failed operation, before it is mapped to either generation's `error`.
@@ -116,6 +133,12 @@ enum Failure {
     InvalidAddress,
     TypeError,
     Other(String),
+}
+
+/// One text for "the server is not there", whether connecting or mid-command:
+/// `other("127.0.0.1:6379: cannot reach the Redis server (...)")`.
+fn unreachable(server: &str, e: &redis::RedisError) -> Failure {
+    Failure::Other(format!("{server}: cannot reach the Redis server ({e})"))
 }
 
 impl From<redis::RedisError> for Failure {
@@ -174,7 +197,17 @@ enum Argument {
 impl RedisConnection {
     async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Failure> {
         let mut connection = self.manager.clone();
-        Ok(command.query_async(&mut connection).await?)
+        command.query_async(&mut connection).await.map_err(|e| {
+            if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+            {
+                unreachable(&self.server, &e)
+            } else {
+                Failure::from(e)
+            }
+        })
     }
 
     async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), Failure> {

@@ -23,6 +23,7 @@ impl RedisView<'_> {
         let open = self.table.get(handle)?;
         Ok(RedisConnection {
             manager: open.manager.clone(),
+            server: open.server.clone(),
         })
     }
 }

@@ -24,6 +24,7 @@ fn connection<T>(
         .with(|mut access| {
             access.get().table.get(handle).map(|open| RedisConnection {
                 manager: open.manager.clone(),
+                server: open.server.clone(),
             })
         })
         .map_err(|e| Error::Other(format!("not an open connection: {e}")))
