@@ -341,7 +341,10 @@ fn a_password_with_no_terminal_names_the_variable() {
         }
         command.output().unwrap()
     };
-    let keygen = failed(&without_terminal(&["keygen", "-o", "k", "--password"], None));
+    let keygen = failed(&without_terminal(
+        &["keygen", "-o", "k", "--password"],
+        None,
+    ));
     assert!(keygen.contains("GATEWAYCTL_PASSWORD"), "{keygen}");
     ok(&without_terminal(
         &["keygen", "-o", "k", "--password"],

@@ -158,7 +158,6 @@ async fn a_server_that_goes_away_is_a_guest_error_and_comes_back() {
             )),
             "{sdk}: {body}"
         );
-
     }
     // The gateway itself keeps serving.
     let _redis = RedisServer::start_on(port);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::cli::{parse_bytes, parse_duration};
 use crate::engine::{Arch, EngineSettings, Pooling};
+use crate::trigger::http::ReusePolicy;
 
 pub const DEFAULT_PATH: &str = "/etc/gatewayd/gatewayd.toml";
 
@@ -34,6 +35,27 @@ pub struct Config {
     /// `[limits] max_instance_memory, max_instances` and `[engine]`.
     pub engine: EngineSettings,
     pub drain_timeout: Duration,
+    /// `[limits] key_value_max_value_size`.
+    pub key_value_max_value_size: u64,
+    /// `[limits] max_instance_reuse_count, max_instance_concurrent_reuse_count`.
+    pub reuse: ReusePolicy,
+    /// `[app]`: what `gatewayd up` takes as flags for the app.
+    pub app: AppSettings,
+}
+
+/// `[app]`: settings for whatever app is installed, the service's version of
+/// `gatewayd up`'s `--variable @FILE`, `--runtime-config-file`, `-e` and
+/// `--tls-ca-file`. Paths are used as written (give absolute ones).
+#[derive(Debug, Clone, Default)]
+pub struct AppSettings {
+    /// A TOML or JSON table of variable values.
+    pub variables_file: Option<PathBuf>,
+    /// A Spin runtime configuration file (key-value stores).
+    pub runtime_config_file: Option<PathBuf>,
+    /// Environment variables for every component.
+    pub environment: Vec<(String, String)>,
+    /// More CA certificates (PEM) for TLS broker connections.
+    pub tls_ca_files: Vec<PathBuf>,
 }
 
 /// `[admin] listen`: the admin API over HTTPS for remote operators; every
@@ -73,6 +95,19 @@ struct Raw {
     limits: RawLimits,
     #[serde(default)]
     engine: RawEngine,
+    #[serde(default)]
+    app: RawApp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    variables_file: Option<PathBuf>,
+    runtime_config_file: Option<PathBuf>,
+    #[serde(default)]
+    environment: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    tls_ca_files: Vec<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +148,9 @@ struct RawLimits {
     request_timeout: Option<String>,
     max_instances: Option<u32>,
     drain_timeout: Option<String>,
+    key_value_max_value_size: Option<String>,
+    max_instance_reuse_count: Option<usize>,
+    max_instance_concurrent_reuse_count: Option<usize>,
 }
 
 impl Config {
@@ -247,9 +285,45 @@ impl Config {
                 raw.limits.drain_timeout.as_deref(),
                 "10s",
             )?,
+            key_value_max_value_size: bytes(
+                "limits.key_value_max_value_size",
+                raw.limits.key_value_max_value_size.as_deref(),
+                "1MiB",
+            )?,
+            reuse: reuse_policy(&raw.limits, &key)?,
+            app: AppSettings {
+                variables_file: raw.app.variables_file,
+                runtime_config_file: raw.app.runtime_config_file,
+                environment: raw.app.environment.into_iter().collect(),
+                tls_ca_files: raw.app.tls_ca_files,
+            },
         })
         .context("configuration")
     }
+}
+
+/// `[limits]`' instance reuse counts over the defaults (Spin's).
+fn reuse_policy(limits: &RawLimits, key: &dyn Fn(&str) -> String) -> Result<ReusePolicy> {
+    let mut policy = ReusePolicy::default();
+    for (name, value, field) in [
+        (
+            "limits.max_instance_reuse_count",
+            limits.max_instance_reuse_count,
+            &mut policy.max_requests,
+        ),
+        (
+            "limits.max_instance_concurrent_reuse_count",
+            limits.max_instance_concurrent_reuse_count,
+            &mut policy.max_concurrent,
+        ),
+    ] {
+        match value {
+            Some(0) => return Err(anyhow!("{}: must be at least 1", key(name))),
+            Some(n) => *field = n,
+            None => {}
+        }
+    }
+    Ok(policy)
 }
 
 /// `[limits]` and `[engine]` over this machine's defaults.

@@ -24,7 +24,8 @@ pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod host;
-pub mod loaded;
+
+pub mod runtime;
 pub mod runtime_config;
 pub mod serve;
 pub mod shutdown;

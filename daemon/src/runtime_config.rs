@@ -100,7 +100,9 @@ impl RuntimeConfig {
                         .key_value_stores
                         .insert(label, StoreLocation::Redis(url));
                 }
-                other => bail!("{place}: unknown type \"{other}\" (expected \"spin\" or \"redis\")"),
+                other => {
+                    bail!("{place}: unknown type \"{other}\" (expected \"spin\" or \"redis\")")
+                }
             }
         }
         Ok(config)

@@ -5,16 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::sync::Semaphore;
 
 use crate::admin::{self, Admin};
 use crate::config::{self, Config};
-use crate::engine::{self, EpochTicker, cache::CodeCache};
-use crate::executor::InstanceLimits;
-use crate::host::outbound_http::{SelfAddress, publish_self_address};
-use crate::loaded::Shared;
+use crate::host::outbound_http::publish_self_address;
+use crate::runtime::{Runtime, RuntimeOptions};
 use crate::shutdown::{self, Signals};
-use crate::trigger::http::{self, AppSlot, HttpOptions, ReusePolicy};
+use crate::trigger::http::{self, AppSlot};
 use crate::update::controller::Controller;
 use crate::update::generations::Generations;
 use crate::update::keys::TrustedKeys;
@@ -23,7 +20,6 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     let explicit = config_path.is_some();
     let path = config_path.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let config = Config::load(&path, explicit)?;
-    crate::state_dir::ensure_private_dir(&config.state_dir)?;
     let keys = TrustedKeys::load(&config.trusted_keys)?;
     if keys.is_empty() {
         tracing::warn!(
@@ -31,39 +27,13 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
             path.display()
         );
     }
-    let (engines, description) = engine::build(&config.engine)?;
-    tracing::info!("engine ready: {description}");
-    let _ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
-        .context("starting the epoch ticker")?;
-    let tls = crate::tls::client_config(&[])?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shared = Shared {
-        cache: CodeCache::new(&engines, config.state_dir.join("cache"))?,
-        engines,
-        state_dir: config.state_dir.clone(),
-        limits: InstanceLimits {
-            max_memory: usize::try_from(config.engine.max_instance_memory).context(
-                "limits.max_instance_memory is larger than this machine's address space",
-            )?,
-        },
-        instances: Arc::new(Semaphore::new(config.engine.max_instances as usize)),
-        tls: tls.clone(),
-        redis: Arc::default(),
-        mqtt: Arc::new(crate::host::mqtt::MqttConnections::new(tls)),
-        self_address: SelfAddress::default(),
-        http: HttpOptions {
-            request_timeout: config.request_timeout,
-            reuse: ReusePolicy::default(),
-        },
-        threads,
-        drain_timeout: config.drain_timeout,
-    };
+    let runtime = Runtime::start(RuntimeOptions::from_config(&config)?)?;
     let generations = Generations::open(&config.state_dir)?;
-    let listeners = http::Listeners::bind(config.listen, threads)?;
-    publish_self_address(&shared.self_address, listeners.address());
-    let slots: Vec<_> = (0..threads).map(|_| AppSlot::new(None)).collect();
+    let listeners = http::Listeners::bind(config.listen, runtime.threads)?;
+    publish_self_address(&runtime.self_address, listeners.address());
+    let slots: Vec<_> = (0..runtime.threads).map(|_| AppSlot::new(None)).collect();
     let controller = Arc::new(Controller::new(
-        shared,
+        runtime,
         generations,
         keys,
         config.allow_downgrade,

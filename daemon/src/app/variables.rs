@@ -19,7 +19,13 @@ use super::{App, mqtt_trigger, redis_trigger, template};
 
 /// Values given on the command line, by variable name.
 #[derive(Debug, Default, Clone)]
-pub struct CommandLineValues(BTreeMap<String, String>);
+pub struct CommandLineValues {
+    values: BTreeMap<String, String>,
+    /// A service's variables file configures the device, whatever app it
+    /// runs: values for names the app does not declare are skipped there.
+    /// On `up`'s command line such a name is a typo, and an error.
+    skip_undeclared: bool,
+}
 
 impl CommandLineValues {
     /// Parses `--variable` arguments: `NAME=VALUE`, `@FILE.json` or `@FILE.toml`.
@@ -35,7 +41,19 @@ impl CommandLineValues {
                 bail!("--variable {arg}: expected NAME=VALUE, @FILE.json or @FILE.toml");
             }
         }
-        Ok(Self(values))
+        Ok(Self {
+            values,
+            skip_undeclared: false,
+        })
+    }
+
+    /// The values in a service's variables file (TOML or JSON), for any app:
+    /// names the app does not declare are skipped.
+    pub fn from_service_file(path: &Path) -> Result<Self> {
+        Ok(Self {
+            values: read_file(path)?,
+            skip_undeclared: true,
+        })
     }
 }
 
@@ -91,8 +109,8 @@ pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let shown = app.manifest_path.display().to_string();
-    for name in cli.0.keys() {
-        if !app.variables.contains_key(name) {
+    for name in cli.values.keys() {
+        if !app.variables.contains_key(name) && !cli.skip_undeclared {
             bail!("--variable {name}: {shown} declares no variable \"{name}\" in [variables]");
         }
     }
@@ -100,7 +118,7 @@ pub fn resolve(
     for (name, variable) in &app.variables {
         let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
         let value = cli
-            .0
+            .values
             .get(name)
             .cloned()
             .or_else(|| env(&env_name))
@@ -109,6 +127,10 @@ pub fn resolve(
             Some(value) => {
                 values.insert(name.clone(), value);
             }
+            None if variable.required && cli.skip_undeclared => bail!(
+                "{shown}: variable \"{name}\" is required but has no value: \
+                 add {name} = \"VALUE\" to the file of [app] variables_file or set {env_name}"
+            ),
             None if variable.required => bail!(
                 "{shown}: variable \"{name}\" is required but has no value: \
                  pass --variable {name}=VALUE or set {env_name}"
@@ -254,6 +276,22 @@ variables = { greeting = "{{ greeting }}, world", key = "{{ api_key }}" }
         assert!(CommandLineValues::parse(&["novalue".into()]).is_err());
     }
 
+    /// A service's variables file serves whatever app is installed: a name
+    /// this app does not declare is skipped, a declared one is used.
+    #[test]
+    fn a_service_file_skips_names_the_app_does_not_declare() {
+        let (dir, mut app) = app(MANIFEST);
+        let file = dir.path().join("service-variables.toml");
+        std::fs::write(
+            &file,
+            "api_key = \"from-file\"\nhost = \"h.example\"\nbroker = \"mqtt://x\"\n",
+        )
+        .unwrap();
+        let values = CommandLineValues::from_service_file(&file).unwrap();
+        resolve(&mut app, &values, no_env).unwrap();
+        assert_eq!(app.components["c"].variables["key"], "from-file");
+    }
+
     #[test]
     fn values_from_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -266,8 +304,8 @@ variables = { greeting = "{{ greeting }}, world", key = "{{ api_key }}" }
             format!("@{}", toml_file.display()),
         ])
         .unwrap();
-        assert_eq!(parsed.0["api_key"], "t");
-        assert_eq!(parsed.0["port"], "8080");
+        assert_eq!(parsed.values["api_key"], "t");
+        assert_eq!(parsed.values["port"], "8080");
         let bad = dir.path().join("v.yaml");
         std::fs::write(&bad, "a: b").unwrap();
         assert!(CommandLineValues::parse(&[format!("@{}", bad.display())]).is_err());

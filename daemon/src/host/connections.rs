@@ -116,7 +116,10 @@ mod tests {
         };
         let a = old.get_or_connect(&pool, "k", connect).await.unwrap();
         let b = new.get_or_connect(&pool, "k", connect).await.unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "the new generation reuses the connection");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the new generation reuses the connection"
+        );
         assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 1);
         drop((a, b));
         drop(old);

@@ -22,7 +22,7 @@ use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
 use crate::executor::ComponentCode;
-use crate::loaded::{Loaded, Shared};
+use crate::runtime::{Loaded, Runtime};
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::trigger::http::AppSlot;
 
@@ -31,7 +31,7 @@ use crate::trigger::http::AppSlot;
 const PAUSE_ENV: &str = "GATEWAYD_TEST_PAUSE_AT";
 
 pub struct Controller {
-    shared: Shared,
+    runtime: Runtime,
     generations: Generations,
     keys: TrustedKeys,
     limits: Limits,
@@ -118,14 +118,14 @@ fn reject(status: u16, message: impl std::fmt::Display) -> Rejection {
 
 impl Controller {
     pub fn new(
-        shared: Shared,
+        runtime: Runtime,
         generations: Generations,
         keys: TrustedKeys,
         allow_downgrade: bool,
         slots: Vec<Arc<AppSlot>>,
     ) -> Self {
         Self {
-            shared,
+            runtime,
             generations,
             keys,
             limits: Limits::default(),
@@ -136,8 +136,8 @@ impl Controller {
         }
     }
 
-    pub fn shared(&self) -> &Shared {
-        &self.shared
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// Starts the installed generation; if it does not load, the previous
@@ -415,26 +415,16 @@ impl Controller {
             .manifest(n)
             .map_err(|e| reject(500, format!("{e:#}")))?;
         let root = self.generations.path(n).join("app");
-        let mut app = crate::app::load(&root.join(&manifest.manifest))
+        let app = crate::app::load(&root.join(&manifest.manifest))
             .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
-        crate::app::variables::resolve(&mut app, &Default::default(), |name| {
-            std::env::var(name).ok()
-        })
-        .map_err(|e| reject(422, format!("{e:#}")))?;
-        let stores = crate::state_dir::open_stores(
-            &self.shared.state_dir,
-            &app.name,
-            &crate::runtime_config::RuntimeConfig::default(),
-            crate::host::key_value::KeyValueLimits::default(),
-            &[],
-        )
-        .await
-        .map_err(|e| reject(500, format!("{e:#}")))?;
-        let loaded = tokio::task::block_in_place(|| {
-            super::shipped_code::adopt(&self.shared.engines, &self.shared.cache, &manifest, &root);
-            Loaded::load(&self.shared, app, stores)
-        })
-        .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        let runtime = &self.runtime;
+        tokio::task::block_in_place(|| {
+            super::shipped_code::adopt(&runtime.engines, &runtime.cache, &manifest, &root)
+        });
+        let loaded = runtime
+            .load_app(app, &[])
+            .await
+            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
         Ok((manifest, Arc::new(loaded)))
     }
 
@@ -453,7 +443,7 @@ impl Controller {
             while old.pubsub.join_next().await.is_some() {}
         }
         let (stop, shutdown) = shutdown::channel();
-        let pubsub = loaded.start_pubsub(&self.shared, shutdown)?;
+        let pubsub = loaded.start_pubsub(&self.runtime, shutdown)?;
         for (slot, app) in self.slots.iter().zip(&loaded.http_apps) {
             slot.set(Some(app.clone()));
         }
@@ -486,7 +476,7 @@ impl Controller {
                 Err(_) => return Ok(()),
             }
         }
-        let removed = self.shared.cache.retain(&digests);
+        let removed = self.runtime.cache.retain(&digests);
         if removed > 0 {
             tracing::info!("removed {removed} compiled-code cache entries no kept generation uses");
         }

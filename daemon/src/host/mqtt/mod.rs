@@ -33,9 +33,17 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued towards one broker before `publish` waits (backpressure).
 const QUEUE_CAPACITY: usize = 1000;
 
-/// Address, username, password and keep-alive: what makes two connections
-/// interchangeable.
-type BrokerKey = (String, String, String, u64);
+/// What makes two connections interchangeable: address, credentials and
+/// keep-alive.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BrokerKey {
+    scheme: String,
+    host: String,
+    port: u16,
+    username: String,
+    password: String,
+    keep_alive: u64,
+}
 
 /// The process-wide broker connections, shared by every app generation.
 pub struct MqttConnections {
@@ -73,50 +81,33 @@ impl MqttConnections {
         self.pool.live()
     }
 
-    async fn connect(
-        &self,
-        lease: &MqttLease,
-        scheme: &str,
-        host: &str,
-        port: u16,
-        username: &str,
-        password: &str,
-        keep_alive: u64,
-    ) -> Result<Arc<Broker>, Failure> {
-        let key = (
-            format!("{scheme}://{host}:{port}"),
-            username.to_string(),
-            password.to_string(),
-            keep_alive,
-        );
+    async fn connect(&self, lease: &MqttLease, key: BrokerKey) -> Result<Arc<Broker>, Failure> {
         lease
-            .get_or_connect(&self.pool, key, || {
-                self.open(scheme, host, port, username, password, keep_alive)
-            })
+            .get_or_connect(&self.pool, key.clone(), || self.open(key))
             .await
     }
 
-    async fn open(
-        &self,
-        scheme: &str,
-        host: &str,
-        port: u16,
-        username: &str,
-        password: &str,
-        keep_alive: u64,
-    ) -> Result<Broker, Failure> {
+    async fn open(&self, key: BrokerKey) -> Result<Broker, Failure> {
+        let BrokerKey {
+            scheme,
+            host,
+            port,
+            username,
+            password,
+            keep_alive,
+        } = key;
         let id = format!(
             "gatewayd-{}-{}",
             std::process::id(),
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let mut options = MqttOptions::new(id, host, port);
+        let mut options = MqttOptions::new(id, &host, port);
         options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
         if !username.is_empty() {
             options.set_credentials(username, password);
         }
         let (client, event_loop) =
-            crate::tls::mqtt_client(options, scheme, &self.tls, QUEUE_CAPACITY);
+            crate::tls::mqtt_client(options, &scheme, &self.tls, QUEUE_CAPACITY);
         let acks = Arc::new(Acks::default());
         let (owner, connected) = acks::run_event_loop(
             event_loop,
@@ -188,18 +179,15 @@ impl Mqtt {
             );
             return Err(Failure::InvalidAddress);
         }
-        let broker = self
-            .connections
-            .connect(
-                &self.lease,
-                scheme,
-                host,
-                port,
-                username,
-                password,
-                keep_alive,
-            )
-            .await?;
+        let key = BrokerKey {
+            scheme: scheme.to_string(),
+            host: host.to_string(),
+            port,
+            username: username.to_string(),
+            password: password.to_string(),
+            keep_alive,
+        };
+        let broker = self.connections.connect(&self.lease, key).await?;
         Ok(MqttConnection { broker })
     }
 }

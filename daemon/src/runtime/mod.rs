@@ -1,0 +1,110 @@
+//! The runtime both front doors start: `gatewayd up` (a spin.toml, options
+//! from the command line) and `gatewayd serve` (signed generations, options
+//! from the config file). One options type, [`RuntimeOptions`], is built from
+//! either source; one start path, [`Runtime::start`], turns it into the
+//! process-wide parts (engines and their epoch ticker, the code cache, the
+//! instance budget, TLS roots, outbound connection pools); one load path,
+//! [`Runtime::load_app`], turns an app into a runnable [`Loaded`] (variables
+//! resolved, key-value stores opened, components compiled and linked).
+//!
+//! A setting added here reaches both commands, so they cannot drift apart.
+
+mod loaded;
+mod options;
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use tokio::sync::Semaphore;
+
+pub use loaded::Loaded;
+pub use options::RuntimeOptions;
+
+use crate::app::App;
+use crate::engine::cache::CodeCache;
+use crate::engine::{self, Engines, EpochTicker};
+use crate::executor::InstanceLimits;
+use crate::host::mqtt::MqttConnections;
+use crate::host::outbound_http::SelfAddress;
+use crate::host::redis::RedisConnections;
+use crate::trigger::http::HttpOptions;
+
+/// What every app loaded by this process shares.
+pub struct Runtime {
+    pub options: RuntimeOptions,
+    pub engines: Engines,
+    pub cache: CodeCache,
+    pub limits: InstanceLimits,
+    /// Instances alive at once, across apps and triggers.
+    pub instances: Arc<Semaphore>,
+    /// Roots for TLS connections to brokers (public roots plus CA files).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Outbound Redis and MQTT connections, shared by every generation.
+    pub redis: Arc<RedisConnections>,
+    pub mqtt: Arc<MqttConnections>,
+    /// The HTTP listener's address, for `http://self` (set once bound).
+    pub self_address: SelfAddress,
+    pub http: HttpOptions,
+    /// Serving threads (one `HttpApp` each).
+    pub threads: usize,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engines (and starts their epoch ticker), opens the code
+    /// cache in the state dir, and makes the process-wide resources.
+    pub fn start(options: RuntimeOptions) -> Result<Self> {
+        crate::state_dir::ensure_private_dir(&options.state_dir)?;
+        let (engines, description) = engine::build(&options.engine)?;
+        tracing::info!("engine ready: {description}");
+        let ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
+            .context("starting the epoch ticker")?;
+        let cache = CodeCache::new(&engines, options.state_dir.join("cache"))?;
+        let max_memory = usize::try_from(options.engine.max_instance_memory)
+            .context("the instance memory limit is larger than this machine's address space")?;
+        let tls = crate::tls::client_config(&options.tls_ca_files)?;
+        Ok(Self {
+            engines,
+            cache,
+            limits: InstanceLimits { max_memory },
+            instances: Arc::new(Semaphore::new(options.engine.max_instances as usize)),
+            redis: Arc::default(),
+            mqtt: Arc::new(MqttConnections::new(tls.clone())),
+            tls,
+            self_address: SelfAddress::default(),
+            http: HttpOptions {
+                request_timeout: options.request_timeout,
+                reuse: options.reuse.clone(),
+            },
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ticker: ticker,
+            options,
+        })
+    }
+
+    /// Makes `app` runnable: its variables resolved (from the options, then
+    /// `SPIN_VARIABLE_*`, then defaults), the options' environment added to
+    /// every component, its key-value stores opened (the default one seeded
+    /// with `seed`), every component compiled or taken from the cache, linked
+    /// and pre-instantiated. Blocks while compiling.
+    pub async fn load_app(&self, mut app: App, seed: &[(String, String)]) -> Result<Loaded> {
+        crate::app::variables::resolve(&mut app, &self.options.variables, |name| {
+            std::env::var(name).ok()
+        })?;
+        for component in app.components.values_mut() {
+            component
+                .environment
+                .extend(self.options.environment.iter().cloned());
+        }
+        let stores = crate::state_dir::open_stores(
+            &self.options.state_dir,
+            &app.name,
+            &self.options.runtime_config,
+            self.options.key_value_limits.clone(),
+            seed,
+        )
+        .await?;
+        // Compiling is CPU-bound; keep it off the async workers' toes.
+        tokio::task::block_in_place(|| Loaded::load(self, app, stores))
+    }
+}
