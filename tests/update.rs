@@ -632,3 +632,81 @@ async fn serve_honours_the_app_settings_of_its_config() {
         gw.logs()
     );
 }
+
+/// Redis messages published steadily while three updates are pushed are all
+/// handled: the new generation subscribes before the old one lets go, so
+/// there is no moment without a subscriber (Redis keeps nothing for absent
+/// ones). A message published in the overlap may be handled twice, never
+/// zero times.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_under_redis_load_leave_no_message_unhandled() {
+    let redis = harness::RedisServer::start();
+    let service = Service::new();
+    let gw = service.start_with(&[("SPIN_VARIABLE_REDIS", &redis.address())]);
+    let app = examples().join("redis-triggered");
+    ok(&service.push(&service.bundle_app(&app, "1.0.0", "release", &[])));
+    let watcher = harness::RedisWatcher::subscribe(&redis.address(), &["reply"]).await;
+    assert!(
+        gw.wait_for_log("channel \"v7\"): connected", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+
+    // A message every 2 ms from before the first push to after the last,
+    // each one checked for a subscriber the moment it is published.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (address, done) = (redis.address(), done.clone());
+        async move {
+            let client = redis::Client::open(address).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let mut unheard = Vec::new();
+            let mut sent = 0usize;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let receivers: i64 = redis::cmd("PUBLISH")
+                    .arg("v7")
+                    .arg(format!("m{sent}"))
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+                if receivers == 0 {
+                    unheard.push(sent);
+                }
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (sent, unheard)
+        }
+    });
+    for minor in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let bundle = service.bundle_app(&app, &format!("1.{minor}.0"), "release", &[]);
+        ok(&service.push(&bundle));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, unheard) = load.await.unwrap();
+    assert!(
+        unheard.is_empty(),
+        "{} of {sent} messages were published while no generation subscribed: {unheard:?}",
+        unheard.len()
+    );
+    let expected = |i: usize| format!("v7:m{i}").into_bytes();
+    let received = watcher
+        .wait_until(Duration::from_secs(30), |r| {
+            let handled: std::collections::HashSet<&Vec<u8>> = r.iter().map(|(_, p)| p).collect();
+            (0..sent).all(|i| handled.contains(&expected(i)))
+        })
+        .await;
+    let handled: std::collections::HashSet<&Vec<u8>> = received.iter().map(|(_, p)| p).collect();
+    let missing: Vec<usize> = (0..sent)
+        .filter(|i| !handled.contains(&expected(*i)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} messages never handled: {missing:?}\n{}",
+        missing.len(),
+        gw.logs()
+    );
+    assert_eq!(service.status()["version"], "1.3.0");
+}

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use crate::admin::{self, Admin};
 use crate::config::{self, Config};
 use crate::host::outbound_http::publish_self_address;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Runtime, RuntimeOptions, Triggers};
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, AppSlot};
 use crate::update::controller::Controller;
@@ -37,7 +37,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         generations,
         keys,
         config.allow_downgrade,
-        slots.clone(),
+        Triggers::new(slots.clone()),
     ));
     controller.start_installed().await?;
 
@@ -46,8 +46,9 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     let admin = Arc::new(Admin {
         controller: controller.clone(),
         max_bundle_size: config.max_bundle_size,
-        uploads: config.state_dir.join("generations"),
+        uploads: config.state_dir.join("uploads"),
     });
+    admin.prepare_uploads()?;
     let admin_task = tokio::spawn({
         let (socket, mode, shutdown) = (
             config.admin_socket.clone(),

@@ -21,7 +21,15 @@ pub fn channel() -> (ShutdownTrigger, Shutdown) {
 
 impl ShutdownTrigger {
     pub fn trigger(&self) {
-        let _ = self.tx.send(true);
+        // Kept even with no one listening yet: a later `subscribe` sees it.
+        self.tx.send_replace(true);
+    }
+
+    /// One more [`Shutdown`] that this trigger stops.
+    pub fn subscribe(&self) -> Shutdown {
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 

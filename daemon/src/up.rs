@@ -1,13 +1,14 @@
 //! `gatewayd up`: load one app from a spin.toml and serve it in the foreground.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
 use crate::app::App;
 use crate::cli::UpArgs;
 use crate::host::outbound_http::publish_self_address;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::runtime::{Runtime, RuntimeOptions, Triggers};
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, AppSlot, HttpApp};
 use crate::trigger::reconnect::redact;
@@ -22,22 +23,20 @@ pub async fn run(args: UpArgs) -> Result<()> {
         );
     }
     let runtime = Runtime::start(RuntimeOptions::from_up(&args)?)?;
-    let loaded = runtime.load_app(app, &args.key_value).await?;
+    let loaded = Arc::new(runtime.load_app(app, &args.key_value).await?);
     let listeners = http::Listeners::bind(args.listen, runtime.threads)?;
     publish_self_address(&runtime.self_address, listeners.address());
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();
-    let mut pubsub = loaded.start_pubsub(&runtime, shutdown.clone())?;
+    let slots: Vec<_> = (0..runtime.threads).map(|_| AppSlot::new(None)).collect();
+    let triggers = Triggers::new(slots.clone());
+    triggers.switch(&loaded);
     print_banner(&loaded.app, listeners.address(), &loaded.http_apps[0]);
 
     tokio::spawn(signals.drive(trigger));
-    let slots = loaded
-        .http_apps
-        .iter()
-        .map(|a| AppSlot::new(Some(a.clone())))
-        .collect();
-    http::serve(listeners, slots, shutdown, args.drain_timeout).await?;
-    while pubsub.join_next().await.is_some() {}
+    let served = http::serve(listeners, slots, shutdown, args.drain_timeout).await;
+    triggers.stop().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

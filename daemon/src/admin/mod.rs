@@ -33,7 +33,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::UnixListener;
 
 use crate::shutdown::Shutdown;
-use crate::update::controller::{Controller, Rejection};
+use crate::update::controller::{Controller, Rejection, RejectionKind};
 
 type Body = Full<Bytes>;
 
@@ -41,9 +41,25 @@ pub struct Admin {
     pub controller: Arc<Controller>,
     /// Largest bundle accepted.
     pub max_bundle_size: u64,
-    /// Where uploads are staged (removed after the update, and at start-up
-    /// if a crash left one).
+    /// Where uploads are staged (`<state dir>/uploads`, this module's alone:
+    /// each is removed after its update, and at start-up if a crash left one).
     pub uploads: PathBuf,
+}
+
+impl Admin {
+    /// Creates the uploads folder (private) and removes what a crash left.
+    pub fn prepare_uploads(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.uploads)
+            .with_context(|| format!("creating {}", self.uploads.display()))?;
+        for entry in std::fs::read_dir(&self.uploads)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(())
+    }
 }
 
 /// Binds the socket (replacing a stale one), then serves until `shutdown`.
@@ -205,7 +221,11 @@ fn discard(mut body: Incoming) {
 }
 
 fn rejected(rejection: Rejection) -> Response<Body> {
-    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let status = match rejection.kind {
+        RejectionKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        RejectionKind::Conflict => StatusCode::CONFLICT,
+        RejectionKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
     error(status, &rejection.message)
 }
 

@@ -6,21 +6,21 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::task::JoinSet;
 
 use super::Runtime;
 use crate::app::App;
 use crate::executor::{Executor, HostResources};
 use crate::host::key_value::Stores;
-use crate::shutdown::Shutdown;
-use crate::trigger::PubSubContext;
 use crate::trigger::http::HttpApp;
+use crate::trigger::{PubSub, PubSubContext};
 
 pub struct Loaded {
     pub app: App,
     pub executor: Executor,
     /// One per serving thread.
     pub http_apps: Vec<Arc<HttpApp>>,
+    /// The pub/sub triggers, checked, until they are started (once).
+    pubsub: std::sync::Mutex<Option<PubSub>>,
 }
 
 impl Loaded {
@@ -46,33 +46,30 @@ impl Loaded {
                     .map(Arc::new)
             })
             .collect::<Result<Vec<_>>>()?;
+        let context = PubSubContext {
+            instances: runtime.instances.clone(),
+            deadline: runtime.http.request_timeout,
+            drain_timeout: runtime.options.drain_timeout,
+            tls: runtime.tls.clone(),
+        };
+        let pubsub = PubSub::prepare(&app, &executor, &context)?;
         Ok(Self {
             app,
             executor,
             http_apps,
+            pubsub: std::sync::Mutex::new(Some(pubsub)),
         })
     }
 
-    /// Starts the app's Redis and MQTT triggers; they stop after `shutdown`
-    /// once their in-flight messages are done.
-    pub fn start_pubsub(&self, runtime: &Runtime, shutdown: Shutdown) -> Result<JoinSet<()>> {
-        let context = PubSubContext {
-            instances: runtime.instances.clone(),
-            deadline: runtime.http.request_timeout,
-            shutdown,
-            drain_timeout: runtime.options.drain_timeout,
-            tls: runtime.tls.clone(),
-        };
-        let mut tasks = JoinSet::new();
-        for start in [crate::trigger::redis::start, crate::trigger::mqtt::start] {
-            start(&self.app, &self.executor, &context, &mut tasks)?;
-        }
-        Ok(tasks)
+    /// The pub/sub triggers, the first time it is asked (they run once).
+    pub fn take_pubsub(&self) -> Option<PubSub> {
+        self.pubsub.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Every component instantiates (its imports resolve, its start
-    /// functions run, it fits its limits).
-    pub async fn health_check(&self) -> Result<()> {
+    /// functions run, it fits its limits), and `route`, if given, answers a
+    /// real GET with 2xx.
+    pub async fn health_check(&self, route: Option<&str>) -> Result<()> {
         for id in self.app.components.keys() {
             let component = self
                 .executor
@@ -85,6 +82,9 @@ impl Loaded {
                 .await
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component \"{id}\" does not instantiate"))?;
+        }
+        if let Some(route) = route {
+            crate::trigger::http::probe::check_route(self.http_apps[0].clone(), route).await?;
         }
         Ok(())
     }

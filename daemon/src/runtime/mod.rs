@@ -11,6 +11,7 @@
 
 mod loaded;
 mod options;
+mod triggers;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use tokio::sync::Semaphore;
 
 pub use loaded::Loaded;
 pub use options::RuntimeOptions;
+pub use triggers::Triggers;
 
 use crate::app::App;
 use crate::engine::cache::CodeCache;

@@ -6,8 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use anyhow::Result;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
 
+use crate::app::App;
+use crate::executor::Executor;
 use crate::shutdown::Shutdown;
 
 mod dispatch;
@@ -25,9 +29,52 @@ pub struct PubSubContext {
     pub instances: Arc<Semaphore>,
     /// Deadline of one attempt at one message.
     pub deadline: Option<Duration>,
-    pub shutdown: Shutdown,
-    /// How long in-flight messages may take after `shutdown`.
+    /// How long in-flight messages may take after shutdown.
     pub drain_timeout: Duration,
     /// For `mqtts://` brokers.
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// An app's Redis and MQTT triggers, checked and ready to run: every
+/// component exists and exports its handler, every address parses. Made when
+/// the app loads, so a bad trigger rejects an update before the switch.
+pub struct PubSub {
+    redis: Vec<redis::Subscription>,
+    mqtt: Vec<mqtt::Session>,
+    drain_timeout: Duration,
+}
+
+impl PubSub {
+    pub fn prepare(app: &App, executor: &Executor, context: &PubSubContext) -> Result<Self> {
+        Ok(Self {
+            redis: redis::prepare(app, executor, context)?,
+            mqtt: mqtt::prepare(app, executor, context)?,
+            drain_timeout: context.drain_timeout,
+        })
+    }
+
+    /// Starts the Redis subscriptions; each task ends after `shutdown`, once
+    /// its in-flight messages are handled (at most the drain timeout). The
+    /// receivers complete as each subscription is first subscribed.
+    pub fn start_redis(
+        &mut self,
+        shutdown: &Shutdown,
+        tasks: &mut JoinSet<()>,
+    ) -> Vec<oneshot::Receiver<()>> {
+        self.redis
+            .drain(..)
+            .map(|subscription| {
+                let (tx, rx) = oneshot::channel();
+                tasks.spawn(subscription.run(shutdown.clone(), self.drain_timeout, Some(tx)));
+                rx
+            })
+            .collect()
+    }
+
+    /// Starts the MQTT sessions, as [`PubSub::start_redis`] does.
+    pub fn start_mqtt(&mut self, shutdown: &Shutdown, tasks: &mut JoinSet<()>) {
+        for session in self.mqtt.drain(..) {
+            tasks.spawn(session.run(shutdown.clone(), self.drain_timeout));
+        }
+    }
 }

@@ -15,16 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use super::bundle::{BundleManifest, Limits};
 use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
 use crate::executor::ComponentCode;
-use crate::runtime::{Loaded, Runtime};
-use crate::shutdown::{self, ShutdownTrigger};
-use crate::trigger::http::AppSlot;
+use crate::runtime::{Loaded, Runtime, Triggers};
 
 /// Test hook: `GATEWAYD_TEST_PAUSE_AT=<step>` stops an update at that step
 /// (for a crash test to kill the process there).
@@ -36,7 +33,7 @@ pub struct Controller {
     keys: TrustedKeys,
     limits: Limits,
     allow_downgrade: bool,
-    slots: Vec<Arc<AppSlot>>,
+    triggers: Triggers,
     started: Instant,
     state: tokio::sync::Mutex<State>,
 }
@@ -51,9 +48,6 @@ struct Running {
     generation: u64,
     manifest: BundleManifest,
     loaded: Arc<Loaded>,
-    /// Stops this generation's pub/sub triggers.
-    stop: ShutdownTrigger,
-    pubsub: JoinSet<()>,
 }
 
 #[derive(Clone, Serialize)]
@@ -104,14 +98,24 @@ pub struct Applied {
 /// A change that was refused; the running app is untouched.
 #[derive(Debug)]
 pub struct Rejection {
-    /// The HTTP status the admin API answers with.
-    pub status: u16,
+    pub kind: RejectionKind,
     pub message: String,
 }
 
-fn reject(status: u16, message: impl std::fmt::Display) -> Rejection {
+/// Why a change was refused (the admin API maps each to an HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// The bundle is not acceptable: signature, files, app, health check.
+    Invalid,
+    /// Acceptable on its own, not now: a downgrade, no previous generation.
+    Conflict,
+    /// This gateway failed (disk, state dir); the bundle may be fine.
+    Internal,
+}
+
+fn reject(kind: RejectionKind, message: impl std::fmt::Display) -> Rejection {
     Rejection {
-        status,
+        kind,
         message: message.to_string(),
     }
 }
@@ -122,7 +126,7 @@ impl Controller {
         generations: Generations,
         keys: TrustedKeys,
         allow_downgrade: bool,
-        slots: Vec<Arc<AppSlot>>,
+        triggers: Triggers,
     ) -> Self {
         Self {
             runtime,
@@ -130,7 +134,7 @@ impl Controller {
             keys,
             limits: Limits::default(),
             allow_downgrade,
-            slots,
+            triggers,
             started: Instant::now(),
             state: tokio::sync::Mutex::default(),
         }
@@ -175,7 +179,7 @@ impl Controller {
                         manifest.app,
                         manifest.version
                     );
-                    self.switch(&mut state, n, manifest, loaded).await?;
+                    self.switch(&mut state, n, manifest, loaded);
                     return Ok(());
                 }
                 Err(e) => {
@@ -226,7 +230,7 @@ impl Controller {
 
         if self.keys.is_empty() {
             return Err(reject(
-                422,
+                RejectionKind::Invalid,
                 "no trusted_keys are configured: every bundle is refused",
             ));
         }
@@ -236,7 +240,7 @@ impl Controller {
             move || reader::verify(&bundle, &keys, &limits)
         })
         .await
-        .map_err(|e| reject(422, format!("{e:#}")))?;
+        .map_err(|e| reject(RejectionKind::Invalid, format!("{e:#}")))?;
         lap("verify", &mut timings);
         pause_point("verified").await;
         let manifest = verified.manifest;
@@ -247,7 +251,7 @@ impl Controller {
         let n = self
             .generations
             .next_number()
-            .map_err(|e| reject(500, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
         let staging = self.generations.staging(n);
         let unpacked = blocking({
             let (bundle, keys, limits) =
@@ -266,7 +270,7 @@ impl Controller {
         .await;
         if let Err(e) = unpacked.and_then(|()| self.generations.commit(n).map(drop)) {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(reject(422, format!("unpacking: {e:#}")));
+            return Err(reject(RejectionKind::Invalid, format!("unpacking: {e:#}")));
         }
         lap("unpack", &mut timings);
         pause_point("unpacked").await;
@@ -281,24 +285,19 @@ impl Controller {
                 return Err(rejection);
             }
         };
-        let healthy = match (loaded.health_check().await, &manifest.health_route) {
-            (Ok(()), Some(route)) => {
-                super::health::check_route(loaded.http_apps[0].clone(), route).await
-            }
-            (result, _) => result,
-        };
-        if let Err(e) = healthy {
+        if let Err(e) = loaded.health_check(manifest.health_route.as_deref()).await {
             let _ = std::fs::remove_dir_all(self.generations.path(n));
-            return Err(reject(422, format!("health check failed: {e:#}")));
+            return Err(reject(
+                RejectionKind::Invalid,
+                format!("health check failed: {e:#}"),
+            ));
         }
         lap("health", &mut timings);
         pause_point("checked").await;
 
         let previous = state.running.as_ref().map(|r| r.generation);
         let (app, version) = (manifest.app.clone(), manifest.version.clone());
-        self.switch(state, n, manifest, loaded)
-            .await
-            .map_err(|e| reject(500, format!("switching: {e:#}")))?;
+        self.switch(state, n, manifest, loaded);
         pause_point("switched").await;
         self.persist(n, previous)?;
         lap("switch", &mut timings);
@@ -318,22 +317,23 @@ impl Controller {
         let pointers = self
             .generations
             .pointers()
-            .map_err(|e| reject(500, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
         let Some(previous) = pointers.previous else {
-            return Err(reject(409, "no previous generation"));
+            return Err(reject(RejectionKind::Conflict, "no previous generation"));
         };
         let started = Instant::now();
         let (manifest, loaded) = self.prepare(previous).await?;
-        loaded.health_check().await.map_err(|e| {
-            reject(
-                422,
-                format!("the previous generation fails its health check: {e:#}"),
-            )
-        })?;
-        let (app, version) = (manifest.app.clone(), manifest.version.clone());
-        self.switch(&mut state, previous, manifest, loaded)
+        loaded
+            .health_check(manifest.health_route.as_deref())
             .await
-            .map_err(|e| reject(500, format!("switching: {e:#}")))?;
+            .map_err(|e| {
+                reject(
+                    RejectionKind::Invalid,
+                    format!("the previous generation fails its health check: {e:#}"),
+                )
+            })?;
+        let (app, version) = (manifest.app.clone(), manifest.version.clone());
+        self.switch(&mut state, previous, manifest, loaded);
         self.persist(previous, pointers.current)?;
         let message =
             format!("rolled back: app \"{app}\" version {version} is generation {previous} again");
@@ -379,11 +379,7 @@ impl Controller {
 
     /// Stops the running generation's pub/sub triggers (at shutdown).
     pub async fn stop(&self) {
-        let mut state = self.state.lock().await;
-        if let Some(mut running) = state.running.take() {
-            running.stop.trigger();
-            while running.pubsub.join_next().await.is_some() {}
-        }
+        self.triggers.stop().await;
     }
 
     fn check_version(
@@ -398,7 +394,7 @@ impl Controller {
         };
         if !newer && !self.allow_downgrade {
             return Err(reject(
-                409,
+                RejectionKind::Conflict,
                 format!(
                     "version {} is not newer than the installed {} (set [update] allow_downgrade = true to allow)",
                     new.version, running.version
@@ -413,48 +409,44 @@ impl Controller {
         let manifest = self
             .generations
             .manifest(n)
-            .map_err(|e| reject(500, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
         let root = self.generations.path(n).join("app");
-        let app = crate::app::load(&root.join(&manifest.manifest))
-            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        let app = crate::app::load(&root.join(&manifest.manifest)).map_err(|e| {
+            reject(
+                RejectionKind::Invalid,
+                format!("the app does not load: {e:#}"),
+            )
+        })?;
         let runtime = &self.runtime;
         tokio::task::block_in_place(|| {
             super::shipped_code::adopt(&runtime.engines, &runtime.cache, &manifest, &root)
         });
-        let loaded = runtime
-            .load_app(app, &[])
-            .await
-            .map_err(|e| reject(422, format!("the app does not load: {e:#}")))?;
+        let loaded = runtime.load_app(app, &[]).await.map_err(|e| {
+            reject(
+                RejectionKind::Invalid,
+                format!("the app does not load: {e:#}"),
+            )
+        })?;
         Ok((manifest, Arc::new(loaded)))
     }
 
-    /// Makes `loaded` the running generation: its pub/sub triggers start
-    /// after the old ones stopped (an MQTT session has one owner at a time),
-    /// its HTTP apps replace the old ones in every serving thread.
-    async fn switch(
+    /// Makes `loaded` the running generation: the triggers' owner swaps HTTP
+    /// at once and moves pub/sub over in the background (see
+    /// `runtime::triggers`), so the update lock is not held while old
+    /// messages drain.
+    fn switch(
         &self,
         state: &mut State,
         generation: u64,
         manifest: BundleManifest,
         loaded: Arc<Loaded>,
-    ) -> Result<()> {
-        if let Some(mut old) = state.running.take() {
-            old.stop.trigger();
-            while old.pubsub.join_next().await.is_some() {}
-        }
-        let (stop, shutdown) = shutdown::channel();
-        let pubsub = loaded.start_pubsub(&self.runtime, shutdown)?;
-        for (slot, app) in self.slots.iter().zip(&loaded.http_apps) {
-            slot.set(Some(app.clone()));
-        }
+    ) {
+        self.triggers.switch(&loaded);
         state.running = Some(Running {
             generation,
             manifest,
             loaded,
-            stop,
-            pubsub,
         });
-        Ok(())
     }
 
     fn persist(&self, current: u64, previous: Option<u64>) -> Result<(), Rejection> {
@@ -463,7 +455,12 @@ impl Controller {
                 current: Some(current),
                 previous,
             })
-            .map_err(|e| reject(500, format!("persisting the switch: {e:#}")))?;
+            .map_err(|e| {
+                reject(
+                    RejectionKind::Internal,
+                    format!("persisting the switch: {e:#}"),
+                )
+            })?;
         let keep: Vec<u64> = [Some(current), previous].into_iter().flatten().collect();
         self.generations.remove_others(&keep);
         // Compiled code of components no kept generation has: on a board's

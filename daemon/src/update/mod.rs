@@ -8,7 +8,7 @@
 pub mod bundle;
 pub mod controller;
 pub mod generations;
-pub mod health;
+
 pub mod keys;
 pub mod reader;
 pub mod shipped_code;

@@ -9,6 +9,7 @@
 
 mod handler;
 mod headers;
+pub mod probe;
 pub mod router;
 mod server;
 mod slot;

@@ -14,24 +14,18 @@ mod session;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::task::JoinSet;
 
 use super::PubSubContext;
 use crate::app::App;
 use crate::executor::Executor;
 pub use guest::MqttGuest;
+pub use session::Session;
 
-/// Starts one session per `[[trigger.mqtt]]`. Fails before anything starts
-/// if a component does not export the MQTT handler. The tasks end after
-/// `shutdown`, once in-flight messages are handled (at most `drain_timeout`).
-pub fn start(
-    app: &App,
-    executor: &Executor,
-    context: &PubSubContext,
-    tasks: &mut JoinSet<()>,
-) -> Result<()> {
+/// One session per `[[trigger.mqtt]]`, not started yet. Fails if a
+/// component does not export the MQTT handler.
+pub fn prepare(app: &App, executor: &Executor, context: &PubSubContext) -> Result<Vec<Session>> {
     let Some(broker) = &app.mqtt_broker else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let mut sessions = Vec::new();
     for trigger in &app.mqtt_triggers {
@@ -47,15 +41,12 @@ pub fn start(
             context.deadline,
         )
         .with_context(|| format!("MQTT trigger \"{}\"", trigger.id))?;
-        sessions.push(session::Session::new(
+        sessions.push(Session::new(
             broker,
             trigger,
             Arc::new(guest),
             &context.tls,
         )?);
     }
-    for session in sessions {
-        tasks.spawn(session.run(context.shutdown.clone(), context.drain_timeout));
-    }
-    Ok(())
+    Ok(sessions)
 }

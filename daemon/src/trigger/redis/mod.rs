@@ -12,22 +12,20 @@ mod subscription;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use tokio::task::JoinSet;
 
 use super::PubSubContext;
 use crate::app::App;
 use crate::executor::Executor;
 pub use guest::RedisGuest;
+pub use subscription::Subscription;
 
-/// Starts one subscription per `[[trigger.redis]]`. Fails before anything
-/// starts if a component does not export a Redis handler. The tasks end after
-/// `shutdown`, once in-flight messages are handled (at most `drain_timeout`).
-pub fn start(
+/// One subscription per `[[trigger.redis]]`, not started yet. Fails if a
+/// component does not export a Redis handler.
+pub fn prepare(
     app: &App,
     executor: &Executor,
     context: &PubSubContext,
-    tasks: &mut JoinSet<()>,
-) -> Result<()> {
+) -> Result<Vec<Subscription>> {
     let mut subscriptions = Vec::new();
     for trigger in &app.redis_triggers {
         let component = executor.component(&trigger.component).with_context(|| {
@@ -42,10 +40,7 @@ pub fn start(
             context.deadline,
         )
         .with_context(|| format!("Redis trigger \"{}\"", trigger.id))?;
-        subscriptions.push(subscription::Subscription::new(trigger, Arc::new(guest))?);
+        subscriptions.push(Subscription::new(trigger, Arc::new(guest))?);
     }
-    for subscription in subscriptions {
-        tasks.spawn(subscription.run(context.shutdown.clone(), context.drain_timeout));
-    }
-    Ok(())
+    Ok(subscriptions)
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use futures_util::StreamExt as _;
-use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
+use futures_util::{FutureExt as _, StreamExt as _};
+use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use tokio::sync::{OnceCell, oneshot};
 
 use super::RedisGuest;
 use crate::app::RedisTrigger;
@@ -15,6 +15,9 @@ use crate::shutdown::Shutdown;
 use crate::trigger::dispatch::Dispatcher;
 use crate::trigger::reconnect::{Reconnect, redact};
 use crate::trigger::retry;
+
+/// How long a stopping subscription waits for its UNSUBSCRIBE to be confirmed.
+const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Subscription {
     name: String,
@@ -59,14 +62,22 @@ impl Subscription {
         })
     }
 
-    pub async fn run(self, mut shutdown: Shutdown, drain_timeout: Duration) {
+    /// Reads and dispatches until `shutdown`, then drains. `confirmed`
+    /// completes once the first SUBSCRIBE is confirmed: an update starts the
+    /// new generation's subscription and stops the old one only then.
+    pub async fn run(
+        self,
+        mut shutdown: Shutdown,
+        drain_timeout: Duration,
+        mut confirmed: Option<oneshot::Sender<()>>,
+    ) {
         let mut link = Reconnect::new(self.name.clone());
         'connect: loop {
             let subscribed = tokio::select! {
                 subscribed = self.subscribe() => subscribed,
                 _ = shutdown.requested() => break,
             };
-            let mut pubsub = match subscribed {
+            let pubsub = match subscribed {
                 Ok(pubsub) => pubsub,
                 Err(e) => {
                     let pause = link.failed(&e);
@@ -77,11 +88,17 @@ impl Subscription {
                 }
             };
             link.connected();
-            let mut messages = pubsub.on_message();
+            if let Some(tx) = confirmed.take() {
+                let _ = tx.send(());
+            }
+            let (mut sink, mut messages) = pubsub.split();
             loop {
                 let message = tokio::select! {
                     message = messages.next() => message,
-                    _ = shutdown.requested() => break 'connect,
+                    _ = shutdown.requested() => {
+                        self.hand_off(&mut sink, &mut messages).await;
+                        break 'connect;
+                    }
                 };
                 let Some(message) = message else {
                     let pause = link.failed(&"the server closed the connection");
@@ -90,11 +107,10 @@ impl Subscription {
                         _ = shutdown.requested() => break 'connect,
                     }
                 };
+                // A message in hand is dispatched even if shutdown comes
+                // meanwhile: it was received, and the drain covers it.
                 let payload = message.get_payload_bytes().to_vec();
-                tokio::select! {
-                    () = self.dispatcher.dispatch(&self.channel, payload) => {}
-                    _ = shutdown.requested() => break 'connect,
-                }
+                self.dispatcher.dispatch(&self.channel, payload).await;
             }
         }
         let in_flight = self.dispatcher.in_flight();
@@ -106,6 +122,22 @@ impl Subscription {
                 "{}: drain timeout reached with messages unfinished",
                 self.name
             );
+        }
+    }
+
+    /// Stops taking messages without losing one: UNSUBSCRIBE, then dispatch
+    /// every message that arrived before the server confirmed it (the
+    /// confirmation comes after them on the connection). During an update
+    /// the next generation is already subscribed, so messages published from
+    /// then on are its.
+    async fn hand_off(&self, sink: &mut PubSubSink, messages: &mut PubSubStream) {
+        let unsubscribed = tokio::time::timeout(HAND_OFF_TIMEOUT, sink.unsubscribe(&self.channel));
+        if !matches!(unsubscribed.await, Ok(Ok(()))) {
+            tracing::warn!("{}: could not unsubscribe; stopping anyway", self.name);
+        }
+        while let Some(Some(message)) = messages.next().now_or_never() {
+            let payload = message.get_payload_bytes().to_vec();
+            self.dispatcher.dispatch(&self.channel, payload).await;
         }
     }
 

@@ -1,6 +1,6 @@
-//! The HTTP part of a new generation's health check: a bundle may name a
-//! route (`health_route`) that must answer 2xx before the gateway switches
-//! to it. The request is real HTTP, to the new app served on a throwaway
+//! The HTTP trigger's health probe: a bundle may name a route
+//! (`health_route`) that a new generation must answer with 2xx before the
+//! gateway switches to it. The request is real HTTP, to the new app served on a throwaway
 //! loopback listener, so it takes the path every request takes.
 
 use std::convert::Infallible;
@@ -13,7 +13,7 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::trigger::http::HttpApp;
+use super::HttpApp;
 
 /// How long the health route may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
