@@ -4,74 +4,36 @@
 //! turned into gatewayctl's exit status.
 
 use anyhow::{Result, anyhow};
-use serde::Deserialize;
+use gatewayd::admin::api::Applied;
 
 use crate::admin_client::Reply;
 
-/// An `{"ok": true, ...}` answer.
-#[derive(Debug, Deserialize)]
-pub struct Applied {
-    pub generation: Option<u64>,
-    pub app: Option<String>,
-    pub version: Option<String>,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub timings_ms: Timings,
-}
-
-/// How long each step of an update took, in milliseconds; steps a change
-/// did not go through (a rollback uploads nothing) are absent.
-#[derive(Debug, Default, Deserialize)]
-pub struct Timings {
-    pub upload: Option<u64>,
-    pub verify: Option<u64>,
-    pub unpack: Option<u64>,
-    pub compile: Option<u64>,
-    pub health: Option<u64>,
-    pub switch: Option<u64>,
-}
-
-impl Timings {
-    /// "upload 12 ms, verify 3 ms, ..." in the order of the steps.
-    pub fn summary(&self) -> String {
-        [
-            ("upload", self.upload),
-            ("verify", self.verify),
-            ("unpack", self.unpack),
-            ("compile", self.compile),
-            ("health", self.health),
-            ("switch", self.switch),
-        ]
+/// `{done}: app "hello" version 1.0.1 is generation 4 (upload 12 ms, ...)`
+pub fn line(applied: &Applied, done: &str) -> String {
+    let mut about = Vec::new();
+    if let Some(app) = &applied.app {
+        about.push(format!("app {app:?}"));
+    }
+    if let Some(version) = &applied.version {
+        about.push(format!("version {version}"));
+    }
+    if let Some(generation) = applied.generation {
+        about.push(format!("is generation {generation}"));
+    }
+    let timings = applied
+        .timings_ms
+        .steps()
         .into_iter()
         .filter_map(|(step, ms)| ms.map(|ms| format!("{step} {ms} ms")))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if !timings.is_empty() {
+        about.push(format!("({timings})"));
     }
-}
-
-impl Applied {
-    /// `{done}: app "hello" version 1.0.1 is generation 4 (upload 12 ms, ...)`
-    pub fn line(&self, done: &str) -> String {
-        let mut about = Vec::new();
-        if let Some(app) = &self.app {
-            about.push(format!("app {app:?}"));
-        }
-        if let Some(version) = &self.version {
-            about.push(format!("version {version}"));
-        }
-        if let Some(generation) = self.generation {
-            about.push(format!("is generation {generation}"));
-        }
-        let timings = self.timings_ms.summary();
-        if !timings.is_empty() {
-            about.push(format!("({timings})"));
-        }
-        if about.is_empty() {
-            done.to_string()
-        } else {
-            format!("{done}: {}", about.join(" "))
-        }
+    if about.is_empty() {
+        done.to_string()
+    } else {
+        format!("{done}: {}", about.join(" "))
     }
 }
 
@@ -88,7 +50,7 @@ pub fn report(reply: &Reply, what: &str, done: &str, json: bool) -> Result<()> {
     }
     if !json {
         let applied: Applied = reply.parse(what)?;
-        println!("{}", applied.line(done));
+        println!("{}", line(&applied, done));
         if !applied.message.trim().is_empty() {
             println!("  {}", applied.message.trim());
         }
@@ -121,7 +83,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            applied.line("applied"),
+            line(&applied, "applied"),
             "applied: app \"hello\" version 1.0.1 is generation 4 (upload 12 ms, verify 3 ms, \
              unpack 4 ms, compile 250 ms, health 8 ms, switch 1 ms)"
         );
@@ -131,10 +93,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            rollback.line("rolled back"),
+            line(&rollback, "rolled back"),
             "rolled back: app \"hello\" version 1.0.0 is generation 3 (switch 2 ms)"
         );
         let bare: Applied = serde_json::from_str(r#"{"ok": true}"#).unwrap();
-        assert_eq!(bare.line("applied"), "applied");
+        assert_eq!(line(&bare, "applied"), "applied");
     }
 }

@@ -2,65 +2,17 @@
 //! version and generation, uptime, triggers, the last update's outcome, and
 //! the code each component runs.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use gatewayd::admin::api::Status;
 use hyper::Method;
-use serde::Deserialize;
 
 use crate::admin_client::{self, Client, Connection};
 use crate::outcome;
 
 /// gatewayd answers status at once, even while it applies an update.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Deserialize)]
-pub struct Status {
-    pub app: Option<String>,
-    pub version: Option<String>,
-    pub generation: Option<u64>,
-    #[serde(default)]
-    pub uptime_secs: u64,
-    #[serde(default)]
-    pub triggers: Triggers,
-    pub last_update: Option<LastUpdate>,
-    /// Older gateways do not report it.
-    #[serde(default)]
-    pub components: Vec<Component>,
-}
-
-/// One component of the running app and the code it runs.
-#[derive(Debug, Deserialize)]
-pub struct Component {
-    pub id: String,
-    pub runs_on: String,
-    pub from: String,
-    pub fallback_reason: Option<String>,
-}
-
-/// How many triggers of each kind the app has.
-#[derive(Debug, Default, Deserialize)]
-pub struct Triggers {
-    #[serde(default)]
-    pub http: u64,
-    #[serde(default)]
-    pub redis: u64,
-    #[serde(default)]
-    pub mqtt: u64,
-    /// Kinds newer than this gatewayctl.
-    #[serde(flatten)]
-    pub other: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LastUpdate {
-    pub result: String,
-    #[serde(default)]
-    pub message: String,
-    pub version: Option<String>,
-    pub at_unix: Option<u64>,
-}
 
 pub fn run(connection: &Connection, json: bool) -> Result<()> {
     let client = Client::new(connection)?;
@@ -73,81 +25,80 @@ pub fn run(connection: &Connection, json: bool) -> Result<()> {
     }
     if !json {
         let status: Status = reply.parse("GET /v1/status")?;
-        println!("{}", status.line(SystemTime::now()));
-        for line in status.component_lines() {
+        println!("{}", line(&status, SystemTime::now()));
+        for line in component_lines(&status) {
             println!("  {line}");
         }
     }
     Ok(())
 }
 
-impl Status {
-    /// `app "hello" version 1.0.0 (generation 3), up 12s; triggers: 1 http,
-    /// 0 redis, 0 mqtt; last update: ok 1.0.1 5m ago: ...`
-    pub fn line(&self, now: SystemTime) -> String {
-        let mut line = match &self.app {
-            None => "no app installed".to_string(),
-            Some(app) => {
-                let mut line = format!("app {app:?}");
-                if let Some(version) = &self.version {
-                    line += &format!(" version {version}");
-                }
-                if let Some(generation) = self.generation {
-                    line += &format!(" (generation {generation})");
-                }
-                line
+/// `app "hello" version 1.0.0 (generation 3), up 12s; triggers: 1 http,
+/// 0 redis, 0 mqtt; last update: ok 1.0.1 5m ago: ...`
+pub fn line(status: &Status, now: SystemTime) -> String {
+    let mut line = match &status.app {
+        None => "no app installed".to_string(),
+        Some(app) => {
+            let mut line = format!("app {app:?}");
+            if let Some(version) = &status.version {
+                line += &format!(" version {version}");
             }
-        };
-        line += &format!(", up {}", duration(self.uptime_secs));
-        if self.app.is_some() {
-            let t = &self.triggers;
-            let mut kinds = vec![
-                format!("{} http", t.http),
-                format!("{} redis", t.redis),
-                format!("{} mqtt", t.mqtt),
-            ];
-            kinds.extend(t.other.iter().map(|(kind, n)| format!("{n} {kind}")));
-            line += &format!("; triggers: {}", kinds.join(", "));
-        }
-        line += "; last update: ";
-        match &self.last_update {
-            None => line += "none",
-            Some(last) => {
-                line += &last.result;
-                if let Some(version) = &last.version {
-                    line += &format!(" {version}");
-                }
-                if let Some(at) = last.at_unix {
-                    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                    line += &format!(" {} ago", duration(now.saturating_sub(at)));
-                }
-                if !last.message.trim().is_empty() {
-                    line += &format!(": {}", last.message.trim());
-                }
+            if let Some(generation) = status.generation {
+                line += &format!(" (generation {generation})");
             }
+            line
         }
-        line
+    };
+    line += &format!(", up {}", duration(status.uptime_secs));
+    if status.app.is_some() {
+        let t = &status.triggers;
+        let mut kinds = vec![
+            format!("{} http", t.http),
+            format!("{} redis", t.redis),
+            format!("{} mqtt", t.mqtt),
+        ];
+        kinds.extend(t.other.iter().map(|(kind, n)| format!("{n} {kind}")));
+        line += &format!("; triggers: {}", kinds.join(", "));
     }
+    line += "; last update: ";
+    match &status.last_update {
+        None => line += "none",
+        Some(last) => {
+            line += &last.result;
+            if let Some(version) = &last.version {
+                line += &format!(" {version}");
+            }
+            if let Some(at) = last.at_unix {
+                let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                line += &format!(" {} ago", duration(now.saturating_sub(at)));
+            }
+            if !last.message.trim().is_empty() {
+                line += &format!(": {}", last.message.trim());
+            }
+        }
+    }
+    line
+}
 
-    /// `component "hello": native aarch64 code, from the cache`, one per
-    /// component, with the reason when it fell back to Pulley.
-    pub fn component_lines(&self) -> Vec<String> {
-        self.components
-            .iter()
-            .map(|c| {
-                let from = match c.from.as_str() {
-                    "cache" => "from the cache",
-                    "compiled" => "compiled at load",
-                    other => other,
-                };
-                let mut line = format!("component {:?}: {}, {from}", c.id, c.runs_on);
-                if let Some(reason) = &c.fallback_reason {
-                    line += &format!(" ({reason})");
-                }
-                line
-            })
-            .collect()
-    }
+/// `component "hello": native aarch64 code, from the cache`, one per
+/// component, with the reason when it fell back to Pulley.
+pub fn component_lines(status: &Status) -> Vec<String> {
+    status
+        .components
+        .iter()
+        .map(|c| {
+            let from = match c.from.as_str() {
+                "cache" => "from the cache",
+                "compiled" => "compiled at load",
+                other => other,
+            };
+            let mut line = format!("component {:?}: {}, {from}", c.id, c.runs_on);
+            if let Some(reason) = &c.fallback_reason {
+                line += &format!(" ({reason})");
+            }
+            line
+        })
+        .collect()
 }
 
 /// 12s, 5m 3s, 2h 1m, 3d 4h: the two largest units.
@@ -186,7 +137,7 @@ mod tests {
                                "at_unix": 1700000000}}"#,
         );
         assert_eq!(
-            running.line(now),
+            line(&running, now),
             "app \"hello\" version 1.0.0 (generation 3), up 12s; \
              triggers: 1 http, 0 redis, 0 mqtt; last update: ok 1.0.0 5m ago: applied"
         );
@@ -195,7 +146,7 @@ mod tests {
                "triggers": {"http": 0, "redis": 0, "mqtt": 0}, "last_update": null}"#,
         );
         assert_eq!(
-            empty.line(now),
+            line(&empty, now),
             "no app installed, up 1h 2m; last update: none"
         );
         let rejected = status(
@@ -204,13 +155,13 @@ mod tests {
                                "version": null, "at_unix": 1700000300}}"#,
         );
         assert_eq!(
-            rejected.line(now),
+            line(&rejected, now),
             "no app installed, up 0s; last update: rejected 0s ago: bad signature"
         );
     }
 
     #[test]
-    fn component_lines() {
+    fn lines_per_component() {
         let running = status(
             r#"{"app": "hello", "version": "1.0.0", "generation": 3, "last_update": null,
                "components": [
@@ -219,7 +170,7 @@ mod tests {
                   "fallback_reason": "Cranelift crashed making native riscv64 code of it"}]}"#,
         );
         assert_eq!(
-            running.component_lines(),
+            component_lines(&running),
             [
                 "component \"hello\": native aarch64 code, from the cache",
                 "component \"probe\": Pulley interpreter (pulley64), compiled at load \
@@ -227,11 +178,7 @@ mod tests {
             ]
         );
         // A gatewayd that does not report components yet.
-        assert!(
-            status(r#"{"app": null, "last_update": null}"#)
-                .component_lines()
-                .is_empty()
-        );
+        assert!(component_lines(&status(r#"{"app": null, "last_update": null}"#)).is_empty());
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl PreparedComponent {
 
 /// Which code a component runs and where it came from, for status reports
 /// (the load log line says the same).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct ComponentCode {
     /// e.g. "native aarch64 code", "Pulley interpreter (pulley64)".
     pub runs_on: String,
@@ -89,7 +89,6 @@ pub struct ComponentCode {
     pub from: &'static str,
     /// Why the component runs on the fallback engine, when it was just
     /// compiled there.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
 }
 

@@ -12,6 +12,7 @@
 //! With `[admin] listen`, the same API is also served over HTTPS on TCP for
 //! remote operators (`tcp`), where every request needs a bearer token.
 
+pub mod api;
 mod tcp;
 
 pub use tcp::serve_tcp;
@@ -232,7 +233,10 @@ fn rejected(rejection: Rejection) -> Response<Body> {
 fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(
         status,
-        &serde_json::json!({ "ok": false, "error": message }),
+        &api::Refusal {
+            ok: false,
+            error: message.to_string(),
+        },
     )
 }
 

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use serde::Serialize;
 
 use super::bundle::{BundleManifest, Limits};
 use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
-use crate::executor::ComponentCode;
+use crate::admin::api::{Applied, ComponentStatus, LastUpdate, Status, Timings, TriggerCounts};
 use crate::runtime::{Loaded, Runtime, Triggers};
 
 /// Test hook: `GATEWAYD_TEST_PAUSE_AT=<step>` stops an update at that step
@@ -48,51 +47,6 @@ struct Running {
     generation: u64,
     manifest: BundleManifest,
     loaded: Arc<Loaded>,
-}
-
-#[derive(Clone, Serialize)]
-pub struct LastUpdate {
-    pub result: &'static str,
-    pub message: String,
-    pub version: Option<String>,
-    pub at_unix: u64,
-}
-
-#[derive(Serialize)]
-pub struct Status {
-    pub app: Option<String>,
-    pub version: Option<String>,
-    pub generation: Option<u64>,
-    pub uptime_secs: u64,
-    pub triggers: TriggerCounts,
-    /// The running app's components and the code each runs.
-    pub components: Vec<ComponentStatus>,
-    pub last_update: Option<LastUpdate>,
-}
-
-#[derive(Serialize)]
-pub struct ComponentStatus {
-    pub id: String,
-    #[serde(flatten)]
-    pub code: ComponentCode,
-}
-
-#[derive(Serialize, Default)]
-pub struct TriggerCounts {
-    pub http: usize,
-    pub redis: usize,
-    pub mqtt: usize,
-}
-
-/// A change that took effect.
-#[derive(Serialize)]
-pub struct Applied {
-    pub ok: bool,
-    pub generation: u64,
-    pub app: String,
-    pub version: String,
-    pub message: String,
-    pub timings_ms: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A change that was refused; the running app is untouched.
@@ -204,7 +158,7 @@ impl Controller {
         let mut state = self.state.lock().await;
         let result = self.apply_locked(&mut state, bundle, upload).await;
         state.last_update = Some(match &result {
-            Ok(applied) => last_update("ok", &applied.message, Some(applied.version.clone())),
+            Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),
             Err(rejection) => last_update("rejected", &rejection.message, None),
         });
         match &result {
@@ -220,11 +174,13 @@ impl Controller {
         bundle: &Path,
         upload: Duration,
     ) -> Result<Applied, Rejection> {
-        let mut timings = std::collections::BTreeMap::new();
-        timings.insert("upload", upload.as_millis() as u64);
+        let mut timings = Timings {
+            upload: Some(upload.as_millis() as u64),
+            ..Timings::default()
+        };
         let mut clock = Instant::now();
-        let mut lap = |name: &'static str, timings: &mut std::collections::BTreeMap<_, _>| {
-            timings.insert(name, clock.elapsed().as_millis() as u64);
+        let mut lap = |step: fn(&mut Timings) -> &mut Option<u64>, timings: &mut Timings| {
+            *step(timings) = Some(clock.elapsed().as_millis() as u64);
             clock = Instant::now();
         };
 
@@ -241,7 +197,7 @@ impl Controller {
         })
         .await
         .map_err(|e| reject(RejectionKind::Invalid, format!("{e:#}")))?;
-        lap("verify", &mut timings);
+        lap(|t| &mut t.verify, &mut timings);
         pause_point("verified").await;
         let manifest = verified.manifest;
         if let Some(running) = &state.running {
@@ -272,11 +228,11 @@ impl Controller {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(reject(RejectionKind::Invalid, format!("unpacking: {e:#}")));
         }
-        lap("unpack", &mut timings);
+        lap(|t| &mut t.unpack, &mut timings);
         pause_point("unpacked").await;
 
         let prepared = self.prepare(n).await;
-        lap("compile", &mut timings);
+        lap(|t| &mut t.compile, &mut timings);
         pause_point("loaded").await;
         let (manifest, loaded) = match prepared {
             Ok(prepared) => prepared,
@@ -292,7 +248,7 @@ impl Controller {
                 format!("health check failed: {e:#}"),
             ));
         }
-        lap("health", &mut timings);
+        lap(|t| &mut t.health, &mut timings);
         pause_point("checked").await;
 
         let previous = state.running.as_ref().map(|r| r.generation);
@@ -300,13 +256,13 @@ impl Controller {
         self.switch(state, n, manifest, loaded);
         pause_point("switched").await;
         self.persist(n, previous)?;
-        lap("switch", &mut timings);
+        lap(|t| &mut t.switch, &mut timings);
         Ok(Applied {
             ok: true,
-            generation: n,
+            generation: Some(n),
             message: format!("app \"{app}\" version {version} is generation {n}"),
-            app,
-            version,
+            app: Some(app),
+            version: Some(version),
             timings_ms: timings,
         })
     }
@@ -341,11 +297,14 @@ impl Controller {
         state.last_update = Some(last_update("ok", &message, Some(version.clone())));
         Ok(Applied {
             ok: true,
-            generation: previous,
-            app,
-            version,
+            generation: Some(previous),
+            app: Some(app),
+            version: Some(version),
             message,
-            timings_ms: [("switch", started.elapsed().as_millis() as u64)].into(),
+            timings_ms: Timings {
+                switch: Some(started.elapsed().as_millis() as u64),
+                ..Timings::default()
+            },
         })
     }
 
@@ -353,9 +312,10 @@ impl Controller {
         let state = self.state.lock().await;
         let running = state.running.as_ref();
         let triggers = running.map_or_else(TriggerCounts::default, |r| TriggerCounts {
-            http: r.loaded.app.http_triggers.len(),
-            redis: r.loaded.app.redis_triggers.len(),
-            mqtt: r.loaded.app.mqtt_triggers.len(),
+            http: r.loaded.app.http_triggers.len() as u64,
+            redis: r.loaded.app.redis_triggers.len() as u64,
+            mqtt: r.loaded.app.mqtt_triggers.len() as u64,
+            other: Default::default(),
         });
         Status {
             app: running.map(|r| r.manifest.app.clone()),
@@ -369,7 +329,9 @@ impl Controller {
                     .components()
                     .map(|c| ComponentStatus {
                         id: c.id.to_string(),
-                        code: c.code.clone(),
+                        runs_on: c.code.runs_on.clone(),
+                        from: c.code.from.to_string(),
+                        fallback_reason: c.code.fallback_reason.clone(),
                     })
                     .collect()
             }),
@@ -481,14 +443,15 @@ impl Controller {
     }
 }
 
-fn last_update(result: &'static str, message: &str, version: Option<String>) -> LastUpdate {
+fn last_update(result: &str, message: &str, version: Option<String>) -> LastUpdate {
     LastUpdate {
-        result,
+        result: result.to_string(),
         message: message.to_string(),
         version,
         at_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+            .ok()
+            .map(|d| d.as_secs()),
     }
 }
 
