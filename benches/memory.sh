@@ -22,7 +22,7 @@ group=""
 cleanup_all() { cleanup; [ -z "$group" ] || rmdir "$group" 2>/dev/null || true; }
 trap cleanup_all EXIT
 
-cargo build --release -q -p gatewayd
+cargo build --release -q -p gatewayd -p gatewayctl
 bash examples/build.sh >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release
 

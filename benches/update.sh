@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 app=${1:-examples/hello}
 pushes=${2:-10}
 
-cargo build --release -q -p gatewayd
+cargo build --release -q -p gatewayd -p gatewayctl
 bash examples/build.sh >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)

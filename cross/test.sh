@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The QEMU tests: builds gatewayd for aarch64, riscv64 and armv7 (profile
 # `qemu`), runs the daemon's unit tests for aarch64 under QEMU, then the
-# end-to-end tests of tests/qemu.rs, which start the board builds under QEMU
+# end-to-end tests of tests/qemu.rs (module qemu of the e2e test binary), which start the board builds under QEMU
 # and drive them from this machine (its gatewayctl, mosquitto and HTTP
 # client) over loopback. Needs what cross/setup.sh installs.
 #
@@ -47,6 +47,6 @@ took "unit tests on aarch64 under QEMU" "$started"
 started=$(date +%s)
 # --workspace, as tests/all.sh runs it, so the host build is the one
 # `cargo test --workspace` made (the same features), not a rebuild.
-GATEWAYD_BOARD_BUILDS="$target_dir" cargo test --workspace --test qemu -- \
-  --ignored --test-threads 2
+GATEWAYD_BOARD_BUILDS="$target_dir" cargo test --workspace --test e2e -- \
+  --ignored --test-threads 2 qemu::
 took "end-to-end tests under QEMU" "$started"

@@ -5,7 +5,7 @@
 //! not; and the board memory profile fitting a 39-bit address space.
 //! The boards themselves, under QEMU, are tests/qemu.rs.
 
-mod harness;
+use crate::harness;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! processes, real minisign signatures (checked with the `minisign` tool too),
 //! and every kind of damaged or forged bundle rejected with its reason.
 
-mod harness;
+use crate::harness;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use gatewayd::update::bundle::{BundleManifest, FORMAT, FileEntry};
 
 fn gatewayctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+    Command::new(harness::gatewayctl())
         .args(args)
         .current_dir(dir)
         .env_remove("GATEWAYCTL_PASSWORD")
@@ -226,7 +226,7 @@ fn keys_from_the_minisign_tool_and_password_protected_keys_sign_bundles() {
     ));
 
     let with_password = |args: &[&str], password: &str| {
-        Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+        Command::new(harness::gatewayctl())
             .args(args)
             .current_dir(dir.path())
             .env("GATEWAYCTL_PASSWORD", password)
@@ -322,7 +322,7 @@ fn a_bundle_named_like_its_key_leaves_the_key_files_alone() {
 fn a_password_with_no_terminal_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let without_terminal = |args: &[&str], password: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gatewayctl"));
+        let mut command = Command::new(harness::gatewayctl());
         command
             .args(args)
             .current_dir(dir.path())

@@ -2,7 +2,7 @@
 //! compiled-code cache makes a second start compile nothing, and `--help`
 //! explains with examples.
 
-mod harness;
+use crate::harness;
 
 use std::process::Command;
 use std::time::Duration;
@@ -147,7 +147,7 @@ fn help_explains_with_examples() {
     }
     // Every network command says both forms of --to.
     for command in [&["status"][..], &["rollback"], &["push", "bundle"]] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+        let output = std::process::Command::new(harness::gatewayctl())
             .args(command)
             .arg("--help")
             .output()

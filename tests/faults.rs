@@ -1,7 +1,7 @@
 //! Faults stay inside one request: traps, timeouts and memory bombs fail their
 //! own request and the gateway keeps serving; SIGTERM drains in-flight work.
 
-mod harness;
+use crate::harness;
 
 use std::time::{Duration, Instant};
 

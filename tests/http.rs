@@ -1,7 +1,7 @@
 //! End-to-end tests of the HTTP trigger: gatewayd as a process, a real HTTP
 //! client over loopback, components built from examples/.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

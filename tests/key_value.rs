@@ -3,7 +3,7 @@
 //! share the app's embedded default store; grants, limits, seeding, restarts
 //! and a `kill -9` in the middle of a write loop.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! components publish at QoS 0, 1 and 2 and a subscriber receives every
 //! message; grants; a broker that is down.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

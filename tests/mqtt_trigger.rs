@@ -2,7 +2,7 @@
 //! filter, replies through outbound MQTT, poison messages, a broker restart and
 //! a gateway killed mid-message (at least once: nothing is lost).
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

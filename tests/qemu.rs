@@ -12,7 +12,7 @@
 //! `cross/test.sh` builds the board binaries (profile `qemu`) and runs these
 //! with `--ignored`, passing the cargo target folder in GATEWAYD_BOARD_BUILDS.
 
-mod harness;
+use crate::harness;
 
 use std::path::PathBuf;
 use std::time::Duration;

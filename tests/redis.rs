@@ -3,7 +3,7 @@
 //! (spin:redis/redis@3.0.0), the host grant, type errors, and a server that
 //! goes away and comes back.
 
-mod harness;
+use crate::harness;
 
 use harness::{Gateway, RedisServer, client, examples};
 

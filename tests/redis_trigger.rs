@@ -2,7 +2,7 @@
 //! generations, replies through outbound Redis, poison messages and a server
 //! restart.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! crash at every step of an update, and twenty pushes under load with no
 //! failed request.
 
-mod harness;
+use crate::harness;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -113,7 +113,7 @@ async fn a_crash_at_any_step_of_an_update_leaves_a_complete_generation() {
         }
         let paused = service.start_with(&[("GATEWAYD_TEST_PAUSE_AT", step)]);
         let bundle = service.bundle(&format!("1.0.{}", i + 1), "release");
-        let mut push = Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+        let mut push = Command::new(harness::gatewayctl())
             .args([
                 "push",
                 "bundle",

@@ -3,7 +3,7 @@
 //! and read by components built with Spin SDK 5 (fermyon:spin/variables@2.0.0)
 //! and SDK 7 (spin:variables/variables@3.0.0, async).
 
-mod harness;
+use crate::harness;
 
 use std::process::Command;
 

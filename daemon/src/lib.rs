@@ -30,6 +30,7 @@ pub mod runtime_config;
 pub mod serve;
 pub mod shutdown;
 pub mod state_dir;
+pub mod systemd;
 pub mod tls;
 pub mod trigger;
 pub mod up;

@@ -49,24 +49,36 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         uploads: config.state_dir.join("uploads"),
     });
     admin.prepare_uploads()?;
+    // Every listener is bound before READY=1: a supervisor (or a test) that
+    // sees it can push at once.
+    let socket = admin::bind(&config.admin_socket, config.admin_socket_mode)?;
+    let tcp = match &config.admin_tcp {
+        Some(tcp) => Some(admin::bind_tcp(tcp).await?),
+        None => None,
+    };
     let admin_task = tokio::spawn({
-        let (socket, mode, shutdown) = (
-            config.admin_socket.clone(),
-            config.admin_socket_mode,
-            shutdown.clone(),
-        );
-        let admin = admin.clone();
-        async move { admin::serve(&socket, mode, admin, shutdown).await }
+        let (path, shutdown, admin) =
+            (config.admin_socket.clone(), shutdown.clone(), admin.clone());
+        async move { admin::serve(socket, &path, admin, shutdown).await }
     });
-    let admin_tcp = config.admin_tcp.clone().map(|tcp| {
+    let admin_tcp = tcp.map(|tcp| {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { admin::serve_tcp(&tcp, admin, shutdown).await })
+        tokio::spawn(async move { admin::serve_tcp(tcp, admin, shutdown).await })
     });
     println!(
         "gatewayd serving on http://{} (admin socket {})",
         listeners.address(),
         config.admin_socket.display()
     );
+    let status = controller.status().await;
+    let serving = match (&status.app, &status.version) {
+        (Some(app), Some(version)) => format!("app \"{app}\" version {version}"),
+        _ => "no app installed".to_string(),
+    };
+    crate::systemd::notify(&format!(
+        "READY=1\nSTATUS=serving {serving} on http://{}",
+        listeners.address()
+    ));
     tokio::spawn(signals.drive(trigger));
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout).await;
     controller.stop().await;

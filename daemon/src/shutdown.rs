@@ -72,6 +72,7 @@ impl Signals {
     pub async fn drive(mut self, trigger: ShutdownTrigger) {
         let name = self.next().await;
         tracing::info!("{name} received: stopping (send it again to exit at once)");
+        crate::systemd::notify("STOPPING=1\nSTATUS=stopping: finishing in-flight work");
         trigger.trigger();
         let name = self.next().await;
         tracing::warn!("{name} received again: exiting without waiting for in-flight requests");

@@ -32,6 +32,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let triggers = Triggers::new(slots.clone());
     triggers.switch(&loaded);
     print_banner(&loaded.app, listeners.address(), &loaded.http_apps[0]);
+    crate::systemd::notify(&format!(
+        "READY=1\nSTATUS=serving app \"{}\" on http://{}",
+        loaded.app.name,
+        listeners.address()
+    ));
 
     tokio::spawn(signals.drive(trigger));
     let served = http::serve(listeners, slots, shutdown, args.drain_timeout).await;

@@ -429,10 +429,6 @@ impl RedisWatcher {
         RedisWatcher { received, task }
     }
 
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
     /// Waits (bounded) until `done` holds for what was received; returns it.
     pub async fn wait_until(
         &self,

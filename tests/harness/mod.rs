@@ -2,24 +2,19 @@
 //! starts `gatewayd` as a real process on a free loopback port, and gives the
 //! tests its address and its log.
 //!
-//! Each test file includes this module with `mod harness;`. Every wait here is
-//! bounded, so a broken gateway fails a test instead of hanging it.
-
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! Every wait here is bounded, so a broken gateway fails a test instead of
+//! hanging it.
 
 mod brokers;
 mod service;
 
-#[allow(unused_imports)] // not every test binary uses the brokers
 pub use brokers::*;
-#[allow(unused_imports)] // nor the service
 pub use service::*;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,6 +43,30 @@ pub fn examples() -> PathBuf {
     dir
 }
 
+/// The `gatewayctl` to drive the gateway with: its own package, so cargo
+/// does not build it for this package's tests. Built here the first time a
+/// test asks (cargo's no-op check after that), in the target folder and
+/// profile of the `gatewayd` under test.
+pub fn gatewayctl() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        run_bounded(
+            Command::new(cargo)
+                .args(["build", "-q", "-p", "gatewayctl", "--bin", "gatewayctl"])
+                .current_dir(repo_root()),
+            BUILD_TIMEOUT,
+        );
+        let path = Path::new(env!("CARGO_BIN_EXE_gatewayd")).with_file_name("gatewayctl");
+        assert!(
+            path.exists(),
+            "{} is missing after building gatewayctl (is CARGO_TARGET_DIR the one gatewayd was built in?)",
+            path.display()
+        );
+        path
+    })
+}
+
 /// How long building the example components may take (a cold build with the
 /// SDKs' dependencies, or a Python component with pip installing its tools).
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
@@ -72,12 +91,13 @@ pub fn run_bounded(command: &mut Command, timeout: Duration) {
     }
 }
 
-/// A running `gatewayd up`. Killed when dropped.
+/// A running `gatewayd up` or `gatewayd serve`. Killed when dropped.
 pub struct Gateway {
     child: Option<Child>,
     pub addr: SocketAddr,
-    pub state_dir: PathBuf,
     log: Arc<Mutex<String>>,
+    /// Holds the folder of the socket gatewayd notified readiness on.
+    _notify_dir: tempfile::TempDir,
 }
 
 /// The state dir shared by the gateways of one test binary.
@@ -149,20 +169,14 @@ impl Gateway {
             .arg(&state_dir)
             .args(options.args)
             .envs(options.env.iter().copied());
-        Self::launch(command, state_dir)
+        Self::launch(command)
     }
 
-    /// Starts `gatewayd serve --config CONFIG` (the config names the state
-    /// dir and should listen on 127.0.0.1:0).
-    pub fn serve(config: &Path, state_dir: &Path, env: &[(&str, &str)]) -> Result<Gateway, String> {
-        Self::serve_with(&Program::default(), config, state_dir, env)
-    }
-
-    /// [`Gateway::serve`] with `program`.
+    /// Starts `gatewayd serve --config CONFIG` with `program` (the config
+    /// should listen on 127.0.0.1:0).
     pub fn serve_with(
         program: &Program,
         config: &Path,
-        state_dir: &Path,
         env: &[(&str, &str)],
     ) -> Result<Gateway, String> {
         let mut command = program.command();
@@ -171,13 +185,22 @@ impl Gateway {
             .arg("--config")
             .arg(config)
             .envs(env.iter().copied());
-        Self::launch(command, state_dir.to_path_buf())
+        Self::launch(command)
     }
 
-    /// Runs `command` until it prints the address it serves on.
-    fn launch(mut command: Command, state_dir: PathBuf) -> Result<Gateway, String> {
+    /// Runs `command` until it notifies readiness the way systemd hears it
+    /// (`READY=1` on `NOTIFY_SOCKET`, with the address in `STATUS=`): the
+    /// app is loaded and every listener bound.
+    fn launch(mut command: Command) -> Result<Gateway, String> {
+        let notify_dir = tempfile::tempdir().expect("temp dir");
+        let notify_path = notify_dir.path().join("notify");
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let mut child = command
             .env("RUST_LOG", "info")
+            .env("NOTIFY_SOCKET", &notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -185,7 +208,6 @@ impl Gateway {
             .expect("starting gatewayd");
 
         let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
         // Both pipes are drained by threads for the whole life of the process,
         // so a chatty gateway never blocks on a full pipe.
         let stdout = child.stdout.take().unwrap();
@@ -193,15 +215,6 @@ impl Gateway {
             let log = log.clone();
             move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    // `up` prints `Serving app "x" on http://ADDR`, `serve`
-                    // prints `gatewayd serving on http://ADDR (admin ...)`.
-                    if (line.starts_with("Serving app ")
-                        || line.starts_with("gatewayd serving on "))
-                        && let Some(url) = line.split("http://").nth(1)
-                    {
-                        let address = url.split_whitespace().next().unwrap_or_default();
-                        let _ = ready_tx.send(address.to_string());
-                    }
                     log.lock().unwrap().push_str(&format!("{line}\n"));
                 }
             }
@@ -217,20 +230,28 @@ impl Gateway {
         });
 
         let deadline = Instant::now() + READY_TIMEOUT;
+        let mut buffer = [0u8; 4096];
         loop {
-            match ready_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(addr) => {
-                    // The banner is printed in one go: give the routes a moment.
-                    std::thread::sleep(Duration::from_millis(20));
+            if let Ok(n) = notify.recv(&mut buffer) {
+                let message = String::from_utf8_lossy(&buffer[..n]).to_string();
+                if message.lines().any(|l| l == "READY=1") {
+                    let address = message
+                        .split("http://")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .and_then(|address| address.parse().ok());
+                    let Some(addr) = address else {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(format!("READY=1 without an address: {message:?}"));
+                    };
                     return Ok(Gateway {
                         child: Some(child),
-                        addr: addr.parse().expect("address in banner"),
-                        state_dir,
+                        addr,
                         log,
+                        _notify_dir: notify_dir,
                     });
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100)); // let the log threads finish
@@ -241,6 +262,7 @@ impl Gateway {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(format!(
                     "gatewayd not ready after {READY_TIMEOUT:?}:\n{}",
                     log.lock().unwrap()

@@ -51,13 +51,8 @@ impl Service {
 
     /// Starts the service with `program` (e.g. a board build under QEMU).
     pub fn start_program(&self, program: &Program, env: &[(&str, &str)]) -> Gateway {
-        Gateway::serve_with(
-            program,
-            &self.path().join("gatewayd.toml"),
-            &self.path().join("state"),
-            env,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        Gateway::serve_with(program, &self.path().join("gatewayd.toml"), env)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `hello-<version>.bundle`, signed by `key`.
@@ -115,7 +110,7 @@ impl Service {
 }
 
 pub fn ctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatewayctl"))
+    Command::new(super::gatewayctl())
         .args(args)
         .current_dir(dir)
         .output()

@@ -15,7 +15,7 @@
 pub mod api;
 mod tcp;
 
-pub use tcp::serve_tcp;
+pub use tcp::{bind_tcp, serve_tcp};
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
@@ -63,13 +63,8 @@ impl Admin {
     }
 }
 
-/// Binds the socket (replacing a stale one), then serves until `shutdown`.
-pub async fn serve(
-    path: &Path,
-    mode: u32,
-    admin: Arc<Admin>,
-    mut shutdown: Shutdown,
-) -> Result<()> {
+/// Binds the admin socket (replacing a stale one) with permission bits `mode`.
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -86,6 +81,17 @@ pub async fn serve(
         .with_context(|| format!("binding the admin socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     tracing::info!("admin API on {} (mode {mode:o})", path.display());
+    Ok(listener)
+}
+
+/// Serves the socket `listener` (bound at `path`) until `shutdown`, then
+/// removes it.
+pub async fn serve(
+    listener: UnixListener,
+    path: &Path,
+    admin: Arc<Admin>,
+    mut shutdown: Shutdown,
+) -> Result<()> {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {

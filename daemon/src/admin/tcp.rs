@@ -20,7 +20,15 @@ use crate::shutdown::Shutdown;
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve_tcp(config: &AdminTcp, admin: Arc<Admin>, mut shutdown: Shutdown) -> Result<()> {
+/// The TCP admin listener, bound, with its TLS settings loaded.
+pub struct TcpAdmin {
+    acceptor: TlsAcceptor,
+    listener: TcpListener,
+    tokens: Arc<Vec<String>>,
+}
+
+/// Loads the certificate and key and binds `[admin] listen`.
+pub async fn bind_tcp(config: &AdminTcp) -> Result<TcpAdmin> {
     let acceptor = acceptor(config)?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -29,7 +37,19 @@ pub async fn serve_tcp(config: &AdminTcp, admin: Arc<Admin>, mut shutdown: Shutd
         "admin API on https://{} (bearer tokens)",
         listener.local_addr()?
     );
-    let tokens = Arc::new(config.tokens.clone());
+    Ok(TcpAdmin {
+        acceptor,
+        listener,
+        tokens: Arc::new(config.tokens.clone()),
+    })
+}
+
+pub async fn serve_tcp(bound: TcpAdmin, admin: Arc<Admin>, mut shutdown: Shutdown) -> Result<()> {
+    let TcpAdmin {
+        acceptor,
+        listener,
+        tokens,
+    } = bound;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

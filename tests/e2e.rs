@@ -1,0 +1,23 @@
+//! The end-to-end tests: `gatewayd` and `gatewayctl` as processes, real HTTP
+//! over loopback sockets, real redis-server and mosquitto brokers started on
+//! free ports, real minisign signatures. One test binary whose modules are
+//! the areas, so the harness is compiled and the binary linked once.
+//!
+//! `cargo test --workspace` runs them all except `qemu::`, which needs the
+//! board builds: `cross/test.sh` builds those and runs it.
+
+mod harness;
+
+mod boards;
+mod bundle;
+mod cli;
+mod faults;
+mod http;
+mod key_value;
+mod mqtt;
+mod mqtt_trigger;
+mod qemu;
+mod redis;
+mod redis_trigger;
+mod update;
+mod variables;
