@@ -31,6 +31,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => gatewayd::serve::run(args.config).await,
         }
     });
+    // Instances still alive are dropped with the runtime, below.
+    gatewayd::shutdown::mark_process_stopping();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

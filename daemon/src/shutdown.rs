@@ -1,8 +1,23 @@
 //! Graceful shutdown as a value: one [`Shutdown`] per process, cloned into
 //! every task that must stop accepting work when SIGINT or SIGTERM arrives.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
+
+/// Whether the process is on its way out (a stop signal came, or the
+/// command returned): what is dropped unfinished from then on was stopped,
+/// it did not fail.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+pub fn mark_process_stopping() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
+pub fn process_is_stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
 
 #[derive(Clone)]
 pub struct Shutdown {
@@ -73,6 +88,7 @@ impl Signals {
         let name = self.next().await;
         tracing::info!("{name} received: stopping (send it again to exit at once)");
         crate::systemd::notify("STOPPING=1\nSTATUS=stopping: finishing in-flight work");
+        mark_process_stopping();
         trigger.trigger();
         let name = self.next().await;
         tracing::warn!("{name} received again: exiting without waiting for in-flight requests");

@@ -13,6 +13,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,7 @@ impl HandlerState for ComponentHandler {
             .new_store()
             .map_err(wasmtime::Error::from_anyhow)?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        let expired = Arc::new(AtomicBool::new(false));
         Ok(Instance {
             store,
             proxy,
@@ -131,8 +133,10 @@ impl HandlerState for ComponentHandler {
                 idle_timeout: self.idle_timeout,
                 request_timeout: self.request_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+                expired: expired.clone(),
             },
             state: Worker {
+                expired,
                 component_id: self.component.id.clone(),
                 max_requests: self.max_requests,
                 max_concurrent: self.max_concurrent,
@@ -149,6 +153,9 @@ pub struct Expiration {
     idle_timeout: Duration,
     request_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Set when this stops the instance at a request deadline, for the
+    /// worker's report (our own state, not wasmtime's error text).
+    expired: Arc<AtomicBool>,
 }
 
 impl WorkerExpiration for Expiration {
@@ -161,9 +168,9 @@ impl WorkerExpiration for Expiration {
         // A guest stuck in a busy loop blocks the instance's event loop, so the
         // per-request deadline inside it cannot fire; this one, polled outside,
         // stops the instance at the deadline (at the guest's next epoch yield).
-        let timeout = match status {
-            WorkerStatus::Idle => self.idle_timeout,
-            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+        let (timeout, busy) = match status {
+            WorkerStatus::Idle => (self.idle_timeout, false),
+            WorkerStatus::Requests | WorkerStatus::PostReturn => (self.request_timeout, true),
         };
         let Some(deadline) = start.checked_add(timeout) else {
             return Poll::Pending;
@@ -172,11 +179,17 @@ impl WorkerExpiration for Expiration {
         if self.sleep.deadline() != deadline {
             self.sleep.as_mut().reset(deadline);
         }
-        self.sleep.as_mut().poll(cx)
+        let fired = self.sleep.as_mut().poll(cx);
+        if fired.is_ready() && busy {
+            self.expired.store(true, Ordering::Relaxed);
+        }
+        fired
     }
 }
 
 pub struct Worker {
+    /// Shared with the instance's [`Expiration`].
+    expired: Arc<AtomicBool>,
     component_id: Arc<str>,
     max_requests: usize,
     max_concurrent: usize,
@@ -220,21 +233,16 @@ impl WorkerState for Worker {
         // hit it has already been answered with a 500.
         if let Err(e) = result {
             let component = &*self.component_id;
-            // wasmtime-wasi-http reports a worker whose future was dropped
-            // unfinished as "worker panicked", panic or not: an idle reused
-            // instance dropped with its runtime at shutdown is no failure.
-            if !std::thread::panicking() && e.to_string() == "worker panicked" {
-                tracing::debug!(component, "instance dropped unfinished (shutting down)");
-                drop(store);
-                return;
-            }
-            let deadline =
-                e.is::<ExpirationError>() || e.root_cause().to_string() == "guest timed out";
-            if deadline {
+            if self.expired.load(Ordering::Relaxed) || e.is::<ExpirationError>() {
                 tracing::warn!(
                     component,
                     "instance stopped: it ran past the request deadline"
                 );
+            } else if !std::thread::panicking() && crate::shutdown::process_is_stopping() {
+                // wasmtime-wasi-http reports a worker dropped unfinished as a
+                // failure, panic or not: an idle reused instance dropped with
+                // its runtime at shutdown is none.
+                tracing::debug!(component, "instance dropped unfinished (shutting down)");
             } else {
                 tracing::error!(component, "instance failed: {}", e.root_cause());
                 tracing::debug!(component, "instance failure in full: {e:?}");

@@ -148,23 +148,24 @@ fn error_response(
     error: wasmtime::Error,
     past_deadline: bool,
 ) -> Response<WasiBody> {
-    // A guest that traps, or that is stopped from outside its instance (a busy
-    // loop blocks the instance's own deadline), reaches us only as "no
-    // response"; the instance logs the cause, the clock tells a timeout apart.
-    let no_response =
-        error.to_string().contains("response-outparam::set") || error.is::<TrapOrPanicError>();
-    if error.is::<ExpirationError>() || (no_response && past_deadline) {
-        tracing::warn!(component, %uri, "request timed out; instance stopped");
-        return text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n");
-    }
+    // Decided from types and our own clock, never from wasmtime's error text
+    // (a patch release may reword it). A guest stopped from outside its
+    // instance (a busy loop blocks the instance's own deadline) reaches us as
+    // "no response" with no type to tell; our clock does: a request that
+    // failed at or past its deadline timed out.
     if let Some(e) = error.downcast_ref::<InstantiationError<()>>() {
         tracing::error!(component, %uri, "could not instantiate: {:?}", e.error);
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
-    if no_response {
-        tracing::error!(component, %uri, "request failed: the component trapped or returned no response");
+    if error.is::<ExpirationError>() || past_deadline {
+        tracing::warn!(component, %uri, "request timed out; instance stopped");
+        return text_response(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n");
+    }
+    let trapped = error.is::<TrapOrPanicError>() || error.chain().any(|e| e.is::<wasmtime::Trap>());
+    if trapped {
+        tracing::error!(component, %uri, "request failed: the component trapped");
     } else {
-        tracing::error!(component, %uri, "request failed: {error}");
+        tracing::error!(component, %uri, "request failed: {error:#}");
     }
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
