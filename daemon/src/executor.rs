@@ -19,13 +19,8 @@ use crate::app::App;
 use crate::engine::Engines;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
-use crate::host::key_value::{KeyValue, Stores};
-use crate::host::mqtt::{Mqtt, MqttConnections, MqttLease};
-use crate::host::outbound_http::{OutboundHttp, SelfAddress};
-use crate::host::redis::{Redis, RedisConnections, RedisLease};
-use crate::host::variables::Variables;
 use crate::host::wasi::WasiTemplate;
-use crate::host::{self, Grants, HostState};
+use crate::host::{self, Grantee, Grants, HostResources, HostState};
 
 /// Ceilings per instance, matching the pooling allocator's per-component ones.
 const MAX_MEMORIES: usize = 32;
@@ -92,17 +87,6 @@ pub struct ComponentCode {
     pub fallback_reason: Option<String>,
 }
 
-/// What the host capabilities of every component share.
-pub struct HostResources {
-    /// The app's key-value stores.
-    pub stores: Arc<Stores>,
-    /// The app's own HTTP listener, for `http://self`.
-    pub self_address: SelfAddress,
-    /// Process-wide outbound connections; each generation leases its own.
-    pub redis: Arc<RedisConnections>,
-    pub mqtt: Arc<MqttConnections>,
-}
-
 /// All components of one loaded app.
 pub struct Executor {
     components: BTreeMap<String, Arc<PreparedComponent>>,
@@ -121,10 +105,9 @@ impl Executor {
     ) -> Result<Self> {
         // One linker per engine, built when a component first needs it.
         let mut linkers: Vec<(Engine, wasmtime::component::Linker<HostState>)> = Vec::new();
-        // The connections this generation opens stay open while it lives,
-        // shared with other generations that use the same ones.
-        let redis_lease = Arc::new(RedisLease::default());
-        let mqtt_lease = Arc::new(MqttLease::default());
+        // What the capabilities keep for this generation (connection leases:
+        // what it opens stays open while it lives).
+        let generation = host::Generation::default();
         let mut components = BTreeMap::new();
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
@@ -183,27 +166,13 @@ impl Executor {
                 AllowedHosts::parse(&spec.allowed_outbound_hosts)
                     .with_context(|| format!("component \"{id}\": allowed_outbound_hosts"))?,
             );
-            let grants = Grants {
-                outbound_http: OutboundHttp::new(
-                    id.clone(),
-                    allowed_hosts.clone(),
-                    resources.self_address.clone(),
-                ),
-                variables: Variables::new(spec.variables.clone()),
-                key_value: KeyValue::new(&spec.key_value_stores, resources.stores.clone()),
-                redis: Redis::new(
-                    id.clone(),
-                    allowed_hosts.clone(),
-                    resources.redis.clone(),
-                    redis_lease.clone(),
-                ),
-                mqtt: Mqtt::new(
-                    id.clone(),
-                    allowed_hosts,
-                    resources.mqtt.clone(),
-                    mqtt_lease.clone(),
-                ),
+            let grantee = Grantee {
+                id: &id,
+                spec,
+                allowed_hosts: &allowed_hosts,
+                resources,
             };
+            let grants = Grants::for_component(&grantee, &generation)?;
             components.insert(
                 id.to_string(),
                 Arc::new(PreparedComponent {

@@ -1,9 +1,11 @@
 //! Host capabilities: what a component can reach outside its sandbox.
 //!
-//! Each capability is one module with the same shape (the Spin "factors" idea):
-//! what the manifest granted a component, how the capability is added to the
-//! linker, and the per-instance state it keeps in the [`HostState`] of one call's
-//! `Store`. Capabilities know nothing about triggers.
+//! Each capability is one module with the same shape (the Spin "factors"
+//! idea, see [`capability::Capability`]): the interfaces it implements, what
+//! the manifest granted a component, what it keeps per app generation, and
+//! its host functions. They are listed once, in `capabilities!` below; a new
+//! capability is a new module and one line there. Capabilities know nothing
+//! about triggers.
 //!
 //! Imports that no capability provides are linked as traps (see
 //! [`link_component`]), so SDK components that import the whole Spin platform
@@ -11,6 +13,7 @@
 
 pub mod allowed_hosts;
 mod bindings;
+pub mod capability;
 pub mod connections;
 pub mod key_value;
 pub mod log_stream;
@@ -29,15 +32,56 @@ use wasmtime::{Engine, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// What one instance was granted, one field per capability: built by the
-/// executor from the manifest, cloned cheaply into every instance.
-#[derive(Clone)]
-pub struct Grants {
-    pub outbound_http: outbound_http::OutboundHttp,
-    pub variables: variables::Variables,
-    pub key_value: key_value::KeyValue,
-    pub redis: redis::Redis,
-    pub mqtt: mqtt::Mqtt,
+pub use capability::{Capability, Grantee, HostResources};
+
+/// Declares the capabilities: `field: GrantType` each. Generates [`Grants`]
+/// (one field per capability, in every instance), [`Generation`] (what each
+/// keeps per app generation), the linking of all of them, and the list of
+/// interfaces they implement.
+macro_rules! capabilities {
+    ($($field:ident: $grant:ty),* $(,)?) => {
+        /// What one component was granted, one field per capability, cloned
+        /// cheaply into every instance.
+        #[derive(Clone)]
+        pub struct Grants {
+            $(pub $field: $grant,)*
+        }
+
+        /// What the capabilities keep for one app generation.
+        #[derive(Default)]
+        pub struct Generation {
+            $($field: Arc<<$grant as Capability>::Generation>,)*
+        }
+
+        impl Grants {
+            /// Every capability's grant for `component`.
+            pub fn for_component(component: &Grantee<'_>, generation: &Generation) -> Result<Self> {
+                Ok(Self {
+                    $($field: <$grant as Capability>::grant(component, &generation.$field)
+                        .with_context(|| format!("component \"{}\": {}", component.id, stringify!($field)))?,)*
+                })
+            }
+        }
+
+        fn link_capabilities(linker: &mut Linker<HostState>) -> Result<()> {
+            $(<$grant as Capability>::add_to_linker(linker)
+                .with_context(|| format!("linking {}", stringify!($field)))?;)*
+            Ok(())
+        }
+
+        /// Every interface a capability implements.
+        fn capability_interfaces() -> impl Iterator<Item = &'static str> {
+            [$(<$grant as Capability>::INTERFACES),*].into_iter().flatten().copied()
+        }
+    };
+}
+
+capabilities! {
+    outbound_http: outbound_http::OutboundHttp,
+    variables: variables::Variables,
+    key_value: key_value::KeyValue,
+    redis: redis::Redis,
+    mqtt: mqtt::Mqtt,
 }
 
 /// The data of one component instance's `Store`: everything the host keeps for
@@ -102,10 +146,7 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http 0.3")?;
-    variables::add_to_linker(&mut linker).context("linking Spin variables")?;
-    key_value::add_to_linker(&mut linker).context("linking Spin key-value")?;
-    redis::add_to_linker(&mut linker).context("linking Spin Redis")?;
-    mqtt::add_to_linker(&mut linker).context("linking Spin MQTT")?;
+    link_capabilities(&mut linker)?;
     Ok(linker)
 }
 

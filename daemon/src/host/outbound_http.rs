@@ -17,6 +17,7 @@ use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::allowed_hosts::AllowedHosts;
+use super::{Capability, Grantee, HostState};
 
 /// Defaults for a request whose guest set no timeouts; wasmtime's own default
 /// (600 s) would let one slow upstream pin an instance for ten minutes.
@@ -39,6 +40,26 @@ pub fn publish_self_address(cell: &SelfAddress, mut listen: SocketAddr) {
     let _ = cell.set(listen);
 }
 
+/// wasi:http itself is linked with the rest of WASI (a component's incoming
+/// handler needs its types too); this capability is the policy wasmtime-wasi-
+/// http consults before each outgoing request.
+impl Capability for OutboundHttp {
+    const INTERFACES: &'static [&'static str] = &[];
+    type Generation = ();
+
+    fn grant(component: &Grantee<'_>, _: &Arc<()>) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            component.id.clone(),
+            component.allowed_hosts.clone(),
+            component.resources.self_address.clone(),
+        ))
+    }
+
+    fn add_to_linker(_: &mut wasmtime::component::Linker<HostState>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
 /// The per-instance outbound HTTP policy.
 #[derive(Clone)]
 pub struct OutboundHttp {
@@ -48,11 +69,7 @@ pub struct OutboundHttp {
 }
 
 impl OutboundHttp {
-    pub fn new(
-        component_id: Arc<str>,
-        allowed: Arc<AllowedHosts>,
-        self_address: SelfAddress,
-    ) -> Self {
+    fn new(component_id: Arc<str>, allowed: Arc<AllowedHosts>, self_address: SelfAddress) -> Self {
         Self {
             component_id,
             allowed,

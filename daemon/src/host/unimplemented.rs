@@ -28,21 +28,10 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:sockets",
 ];
 
-/// Other interfaces a capability module implements, by exact name.
-const SPIN_INTERFACES: &[&str] = &[
-    "fermyon:spin/variables@2.0.0",
-    "spin:variables/variables@3.0.0",
-    "fermyon:spin/key-value@2.0.0",
-    "spin:key-value/key-value@3.0.0",
-    "fermyon:spin/redis@2.0.0",
-    "spin:redis/redis@3.0.0",
-    "fermyon:spin/mqtt@2.0.0",
-    "spin:mqtt/mqtt@3.0.0",
-];
-
-/// Whether the gateway implements the interface `name` (`pkg:ns/iface@ver`).
+/// Whether the gateway implements the interface `name` (`pkg:ns/iface@ver`):
+/// WASI, or what a capability module says it implements.
 fn is_provided(name: &str) -> bool {
-    if SPIN_INTERFACES.contains(&name) {
+    if super::capability_interfaces().any(|implemented| implemented == name) {
         return true;
     }
     let (path, version) = name.split_once('@').unwrap_or((name, ""));
@@ -124,6 +113,17 @@ mod tests {
         assert!(!is_provided("fermyon:spin/sqlite@2.0.0"));
         assert!(is_provided("fermyon:spin/variables@2.0.0"));
         assert!(is_provided("spin:variables/variables@3.0.0"));
+        // Derived from the capability modules, not written here.
+        for name in [
+            "fermyon:spin/key-value@2.0.0",
+            "spin:key-value/key-value@3.0.0",
+            "fermyon:spin/redis@2.0.0",
+            "spin:redis/redis@3.0.0",
+            "fermyon:spin/mqtt@2.0.0",
+            "spin:mqtt/mqtt@3.0.0",
+        ] {
+            assert!(is_provided(name), "{name}");
+        }
         assert!(!is_provided("fermyon:spin/inbound-redis"));
     }
 }

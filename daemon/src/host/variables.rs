@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use wasmtime::component::{Accessor, HasData, Linker};
 
-use super::HostState;
 use super::bindings::fermyon::spin::variables as v2;
 use super::bindings::spin::variables::variables as v3;
+use super::{Capability, Grantee, HostState};
 
 /// One component's variables, by name.
 #[derive(Clone, Default)]
@@ -21,7 +21,7 @@ pub struct Variables {
 }
 
 impl Variables {
-    pub fn new(values: BTreeMap<String, String>) -> Self {
+    fn new(values: BTreeMap<String, String>) -> Self {
         Self {
             values: Arc::new(values),
         }
@@ -61,17 +61,29 @@ fn is_valid_name(name: &str) -> bool {
         && !name.contains("__")
 }
 
-/// Adds both generations of the variables interface to `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    v2::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
-        &mut state.grants.variables
-    })
-    .map_err(anyhow::Error::from)?;
-    v3::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
-        &mut state.grants.variables
-    })
-    .map_err(anyhow::Error::from)?;
-    Ok(())
+impl Capability for Variables {
+    const INTERFACES: &'static [&'static str] = &[
+        "fermyon:spin/variables@2.0.0",
+        "spin:variables/variables@3.0.0",
+    ];
+    type Generation = ();
+
+    fn grant(component: &Grantee<'_>, _: &Arc<()>) -> anyhow::Result<Self> {
+        Ok(Self::new(component.spec.variables.clone()))
+    }
+
+    /// Both generations of the variables interface.
+    fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+        v2::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
+            &mut state.grants.variables
+        })
+        .map_err(anyhow::Error::from)?;
+        v3::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
+            &mut state.grants.variables
+        })
+        .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
 }
 
 /// The capability as the generated bindings see it: a view of the store

@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result};
 
 use super::Runtime;
 use crate::app::App;
-use crate::executor::{Executor, HostResources};
+use crate::executor::Executor;
+use crate::host::HostResources;
 use crate::host::key_value::Stores;
 use crate::trigger::http::HttpApp;
 use crate::trigger::{PubSub, PubSubContext};

@@ -23,7 +23,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 pub use backend::{Backend, RedisStore};
 pub use store::SqliteStore;
 
-use super::HostState;
+use super::{Capability, Grantee, HostState};
 
 /// Where a configured store lives (from the runtime config).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ pub struct KeyValue {
 }
 
 impl KeyValue {
-    pub fn new(granted: &[String], stores: Arc<Stores>) -> Self {
+    fn new(granted: &[String], stores: Arc<Stores>) -> Self {
         Self {
             granted: Arc::new(granted.iter().cloned().collect()),
             stores,
@@ -195,15 +195,30 @@ fn view(state: &mut HostState) -> KeyValueView<'_> {
     }
 }
 
-/// Adds both generations of the key-value interface to `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    super::bindings::fermyon::spin::key_value::add_to_linker::<HostState, KeyValueCapability>(
-        linker, view,
-    )
-    .map_err(anyhow::Error::from)?;
-    super::bindings::spin::key_value::key_value::add_to_linker::<HostState, KeyValueCapability>(
-        linker, view,
-    )
-    .map_err(anyhow::Error::from)?;
-    Ok(())
+impl Capability for KeyValue {
+    const INTERFACES: &'static [&'static str] = &[
+        "fermyon:spin/key-value@2.0.0",
+        "spin:key-value/key-value@3.0.0",
+    ];
+    type Generation = ();
+
+    fn grant(component: &Grantee<'_>, _: &Arc<()>) -> Result<Self> {
+        Ok(Self::new(
+            &component.spec.key_value_stores,
+            component.resources.stores.clone(),
+        ))
+    }
+
+    /// Both generations of the key-value interface.
+    fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+        super::bindings::fermyon::spin::key_value::add_to_linker::<HostState, KeyValueCapability>(
+            linker, view,
+        )
+        .map_err(anyhow::Error::from)?;
+        super::bindings::spin::key_value::key_value::add_to_linker::<HostState, KeyValueCapability>(
+            linker, view,
+        )
+        .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
 }

@@ -21,9 +21,9 @@ use anyhow::Result;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use super::HostState;
 use super::allowed_hosts::AllowedHosts;
 use super::connections::{Lease, Pool};
+use super::{Capability, Grantee, HostState};
 use acks::Acks;
 
 /// How long connecting to a broker may take.
@@ -140,7 +140,7 @@ pub struct Mqtt {
 }
 
 impl Mqtt {
-    pub fn new(
+    fn new(
         component_id: Arc<str>,
         allowed: Arc<AllowedHosts>,
         connections: Arc<MqttConnections>,
@@ -250,11 +250,29 @@ fn view(state: &mut HostState) -> MqttView<'_> {
     }
 }
 
-/// Adds both generations of the MQTT interface to `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    super::bindings::fermyon::spin::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
+impl Capability for Mqtt {
+    const INTERFACES: &'static [&'static str] =
+        &["fermyon:spin/mqtt@2.0.0", "spin:mqtt/mqtt@3.0.0"];
+    /// The connections this generation opened stay open while it lives.
+    type Generation = MqttLease;
+
+    fn grant(component: &Grantee<'_>, lease: &Arc<MqttLease>) -> Result<Self> {
+        Ok(Self::new(
+            component.id.clone(),
+            component.allowed_hosts.clone(),
+            component.resources.mqtt.clone(),
+            lease.clone(),
+        ))
+    }
+
+    /// Both generations of the MQTT interface.
+    fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+        super::bindings::fermyon::spin::mqtt::add_to_linker::<HostState, MqttCapability>(
+            linker, view,
+        )
         .map_err(anyhow::Error::from)?;
-    super::bindings::spin::mqtt::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
-        .map_err(anyhow::Error::from)?;
-    Ok(())
+        super::bindings::spin::mqtt::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
+            .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
 }

@@ -18,9 +18,9 @@ use anyhow::Result;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use super::HostState;
 use super::allowed_hosts::AllowedHosts;
 use super::connections::{Lease, Pool};
+use super::{Capability, Grantee, HostState};
 
 /// How long connecting to a server may take before the guest gets an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,7 +75,7 @@ pub struct Redis {
 }
 
 impl Redis {
-    pub fn new(
+    fn new(
         component_id: Arc<str>,
         allowed: Arc<AllowedHosts>,
         connections: Arc<RedisConnections>,
@@ -288,13 +288,31 @@ fn view(state: &mut HostState) -> RedisView<'_> {
     }
 }
 
-/// Adds both generations of the Redis interface to `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    super::bindings::fermyon::spin::redis::add_to_linker::<HostState, RedisCapability>(
-        linker, view,
-    )
-    .map_err(anyhow::Error::from)?;
-    super::bindings::spin::redis::redis::add_to_linker::<HostState, RedisCapability>(linker, view)
+impl Capability for Redis {
+    const INTERFACES: &'static [&'static str] =
+        &["fermyon:spin/redis@2.0.0", "spin:redis/redis@3.0.0"];
+    /// The connections this generation opened stay open while it lives.
+    type Generation = RedisLease;
+
+    fn grant(component: &Grantee<'_>, lease: &Arc<RedisLease>) -> Result<Self> {
+        Ok(Self::new(
+            component.id.clone(),
+            component.allowed_hosts.clone(),
+            component.resources.redis.clone(),
+            lease.clone(),
+        ))
+    }
+
+    /// Both generations of the Redis interface.
+    fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
+        super::bindings::fermyon::spin::redis::add_to_linker::<HostState, RedisCapability>(
+            linker, view,
+        )
         .map_err(anyhow::Error::from)?;
-    Ok(())
+        super::bindings::spin::redis::redis::add_to_linker::<HostState, RedisCapability>(
+            linker, view,
+        )
+        .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
 }
