@@ -24,6 +24,9 @@ fn start_with(args: &[&str], resumed: bool) -> Gateway {
         &app(),
         Options {
             args,
+            // Each message's arrival is logged ("...: received"), so a test
+            // that expects nothing to happen can first prove what did.
+            env: &[("RUST_LOG", "info,gatewayd::trigger=debug")],
             ..Options::default()
         },
     );
@@ -62,6 +65,11 @@ fn handled(gw: &Gateway, topic: &str, timeout: Duration) -> bool {
     gw.wait_for_log(&format!("mqtt-trigger: handled {topic} "), timeout)
 }
 
+/// Waits until the gateway's log shows a message on `topic` arrived.
+fn arrived(gw: &Gateway, topic: &str, timeout: Duration) -> bool {
+    gw.wait_for_log(&format!("message on {topic:?}: received"), timeout)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_reach_their_trigger_and_replies_come_back() {
     let broker = MosquittoBroker::start();
@@ -88,8 +96,17 @@ async fn messages_reach_their_trigger_and_replies_come_back() {
         "{received:?}"
     );
     assert!(has(&received, "reply/work/7", "job"), "{received:?}");
-    // No filter matches sensors/+/humidity.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No filter matches sensors/+/humidity. A message published after it on
+    // a topic the sensors trigger takes arrives after it would have (one
+    // publisher, one session: in order), so once that one arrived, nothing
+    // more can come.
+    client.publish("sensors/sentinel/temp", 1, "last").await;
+    assert!(
+        arrived(&gw, "sensors/sentinel/temp", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    assert!(!gw.logs().contains("humidity"), "{}", gw.logs());
     assert!(
         !client
             .received()
@@ -213,7 +230,13 @@ async fn messages_in_flight_when_the_gateway_is_killed_are_handled_after_restart
             .await;
     }
     client.flush().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Messages are in the gateway's hands (being handled, the rest queued
+    // behind the trigger's concurrency) when it is killed.
+    assert!(
+        first.wait_for_log("message on \"sensors/k", Duration::from_secs(10)),
+        "{}",
+        first.logs()
+    );
     first.signal(libc::SIGKILL);
     let before = first.logs();
     drop(first);
@@ -282,7 +305,11 @@ async fn sigterm_lets_the_message_in_hand_finish() {
     let mut first = start(&broker, false);
     client.publish("sensors/drain/temp", 1, "sleep:1000").await;
     client.flush().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        arrived(&first, "sensors/drain/temp", Duration::from_secs(10)),
+        "{}",
+        first.logs()
+    );
     first.signal(libc::SIGTERM);
     let exit = first
         .wait(Duration::from_secs(15))
@@ -298,11 +325,18 @@ async fn sigterm_lets_the_message_in_hand_finish() {
         "{}",
         first.logs()
     );
-    // Acknowledged before the goodbye: the session holds nothing for the next one.
+    // Acknowledged before the goodbye: the session holds nothing for the
+    // next one. The broker delivers what a session holds before what is
+    // published later, so once a later message arrived, the old one would have.
     let second = start(&broker, true);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    client.publish("sensors/sentinel/temp", 1, "later").await;
     assert!(
-        !second.logs().contains("handled sensors/drain/temp"),
+        arrived(&second, "sensors/sentinel/temp", Duration::from_secs(10)),
+        "{}",
+        second.logs()
+    );
+    assert!(
+        !second.logs().contains("sensors/drain/temp"),
         "{}",
         second.logs()
     );

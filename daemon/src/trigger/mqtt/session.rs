@@ -272,6 +272,7 @@ struct Handler {
 impl Handler {
     async fn handle(&self, message: Publish) {
         let what = format!("{}: message on {:?}", self.name, message.topic);
+        tracing::debug!("{what}: received");
         let handled = retry::with_retries(self.max_attempts, &what, |_| {
             self.guest
                 .handle(message.payload.to_vec(), message.topic.clone())
