@@ -316,18 +316,11 @@ async fn a_store_can_live_on_a_redis_server() {
         (200, "ok".into())
     );
     // The data is really in Redis.
-    let client = redis::Client::open(redis.address()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let colour: Option<String> = redis::cmd("GET")
-        .arg("colour")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(colour.as_deref(), Some("green"));
-    let shape: Option<String> = redis::cmd("GET")
-        .arg("shape")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(shape, None);
+    assert_eq!(
+        harness::redis_get(&redis.address(), "colour")
+            .await
+            .as_deref(),
+        Some("green")
+    );
+    assert_eq!(harness::redis_get(&redis.address(), "shape").await, None);
 }

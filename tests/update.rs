@@ -559,14 +559,13 @@ async fn serve_honours_the_app_settings_of_its_config() {
         put("/v5/other/set/colour", b"green".to_vec()).await,
         (200, "ok".into())
     );
-    let client = redis::Client::open(redis.address()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let colour: Option<String> = redis::cmd("GET")
-        .arg("colour")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(colour.as_deref(), Some("green"), "the store is in Redis");
+    assert_eq!(
+        harness::redis_get(&redis.address(), "colour")
+            .await
+            .as_deref(),
+        Some("green"),
+        "the store is in Redis"
+    );
     let (status, body) = put("/v5/default/set/big", vec![b'x'; 1025]).await;
     assert_ne!(status, 200, "a value over key_value_max_value_size: {body}");
     assert!(body.contains("1024"), "{body}");

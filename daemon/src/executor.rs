@@ -197,3 +197,99 @@ impl Executor {
         self.components.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineSettings;
+    use crate::host::key_value::{KeyValueLimits, Stores};
+    use crate::host::mqtt::MqttConnections;
+
+    /// A component that imports an interface no capability implements and
+    /// exports `run`, which calls it.
+    const CALLS_THE_UNIMPLEMENTED: &str = r#"
+        (component
+          (import "wasi:keyvalue/store@0.2.0-draft2" (instance $kv (export "ping" (func))))
+          (core func $ping (canon lower (func $kv "ping")))
+          (core module $m
+            (import "kv" "ping" (func $ping))
+            (func (export "run") call $ping))
+          (core instance $i (instantiate $m (with "kv" (instance (export "ping" (func $ping))))))
+          (func (export "run") (canon lift (core func $i "run"))))
+    "#;
+
+    /// Writes an app of one component `c` (the WAT above).
+    fn app_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = wat::parse_str(CALLS_THE_UNIMPLEMENTED).unwrap();
+        std::fs::write(dir.path().join("c.wasm"), wasm).unwrap();
+        std::fs::write(
+            dir.path().join("spin.toml"),
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [component.c]\nsource = \"c.wasm\"\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    /// Loads the app in `dir` as a generation would, its code cache in `dir`.
+    fn load(dir: &Path, max_memory: usize) -> Executor {
+        let app = crate::app::load(&dir.join("spin.toml")).unwrap();
+        let (engines, _) = crate::engine::build(&EngineSettings::defaults()).unwrap();
+        let cache = CodeCache::new(&engines, dir.join("cache")).unwrap();
+        let stores = Stores::open(
+            &dir.join("kv"),
+            &Default::default(),
+            KeyValueLimits::default(),
+        )
+        .unwrap();
+        let resources = HostResources {
+            stores: Arc::new(stores),
+            self_address: Default::default(),
+            redis: Default::default(),
+            mqtt: Arc::new(MqttConnections::new(
+                crate::tls::client_config(&[]).unwrap(),
+            )),
+        };
+        let limits = InstanceLimits { max_memory };
+        Executor::load(&engines, &app, &cache, dir, &resources, &limits).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unimplemented_import_links_and_traps_naming_itself() {
+        let dir = app_folder();
+        let executor = load(dir.path(), 16 << 20);
+        let component = executor.component("c").unwrap();
+        assert_eq!(component.code.from, "compiled");
+        let mut store = component.new_store().unwrap();
+        let instance = component.pre.instantiate_async(&mut store).await.unwrap();
+        let run = instance
+            .get_typed_func::<(), ()>(&mut store, "run")
+            .unwrap();
+        let trap = run.call_async(&mut store, ()).await.unwrap_err();
+        let text = format!("{trap:?}");
+        assert!(
+            text.contains("wasi:keyvalue/store@0.2.0-draft2#ping")
+                && text.contains("not implemented by gatewayd"),
+            "{text}"
+        );
+    }
+
+    /// A second load of the same component (the next generation, a restart)
+    /// takes its code from the cache; every store is the component's own.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_second_load_uses_the_cache_and_stores_are_fresh() {
+        let dir = app_folder();
+        let first = load(dir.path(), 16 << 20);
+        assert_eq!(first.component("c").unwrap().code.from, "compiled");
+        let second = load(dir.path(), 16 << 20);
+        let component = second.component("c").unwrap();
+        assert_eq!(component.code.from, "cache");
+        let (a, b) = (
+            component.new_store().unwrap(),
+            component.new_store().unwrap(),
+        );
+        assert_eq!(&*a.data().component_id, "c");
+        assert_eq!(&*b.data().component_id, "c");
+    }
+}

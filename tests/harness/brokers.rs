@@ -446,6 +446,17 @@ impl Drop for RedisWatcher {
 }
 
 /// PUBLISH `payload` on `channel`; returns how many subscribers got it.
+/// The value of `key` in the Redis server at `address`, read directly.
+pub async fn redis_get(address: &str, key: &str) -> Option<String> {
+    let client = redis::Client::open(address).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .unwrap()
+}
+
 pub async fn redis_publish(address: &str, channel: &str, payload: &[u8]) -> i64 {
     let client = redis::Client::open(address).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();

@@ -256,3 +256,24 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The update controller says why; the admin API picks the status.
+    #[test]
+    fn rejection_kinds_map_to_statuses() {
+        for (kind, status) in [
+            (RejectionKind::Invalid, StatusCode::UNPROCESSABLE_ENTITY),
+            (RejectionKind::Conflict, StatusCode::CONFLICT),
+            (RejectionKind::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let response = rejected(Rejection {
+                kind,
+                message: "why".into(),
+            });
+            assert_eq!(response.status(), status, "{kind:?}");
+        }
+    }
+}

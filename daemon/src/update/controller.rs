@@ -201,7 +201,11 @@ impl Controller {
         pause_point("verified").await;
         let manifest = verified.manifest;
         if let Some(running) = &state.running {
-            self.check_version(&running.manifest, &manifest)?;
+            check_version(
+                &running.manifest.version,
+                &manifest.version,
+                self.allow_downgrade,
+            )?;
         }
 
         let n = self
@@ -344,28 +348,6 @@ impl Controller {
         self.triggers.stop().await;
     }
 
-    fn check_version(
-        &self,
-        running: &BundleManifest,
-        new: &BundleManifest,
-    ) -> Result<(), Rejection> {
-        let parse = |v: &str| semver::Version::parse(v).ok();
-        let newer = match (parse(&new.version), parse(&running.version)) {
-            (Some(new), Some(old)) => new > old,
-            _ => false,
-        };
-        if !newer && !self.allow_downgrade {
-            return Err(reject(
-                RejectionKind::Conflict,
-                format!(
-                    "version {} is not newer than the installed {} (set [update] allow_downgrade = true to allow)",
-                    new.version, running.version
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Loads generation `n` (compiling what the cache lacks).
     async fn prepare(&self, n: u64) -> Result<(BundleManifest, Arc<Loaded>), Rejection> {
         let manifest = self
@@ -443,6 +425,25 @@ impl Controller {
     }
 }
 
+/// A bundle must be newer (semver) than the running one, unless downgrades
+/// are allowed; a version that does not parse is never newer.
+fn check_version(running: &str, new: &str, allow_downgrade: bool) -> Result<(), Rejection> {
+    let parse = |v: &str| semver::Version::parse(v).ok();
+    let newer = match (parse(new), parse(running)) {
+        (Some(new), Some(old)) => new > old,
+        _ => false,
+    };
+    if !newer && !allow_downgrade {
+        return Err(reject(
+            RejectionKind::Conflict,
+            format!(
+                "version {new} is not newer than the installed {running} (set [update] allow_downgrade = true to allow)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn last_update(result: &str, message: &str, version: Option<String>) -> LastUpdate {
     LastUpdate {
         result: result.to_string(),
@@ -465,5 +466,37 @@ async fn pause_point(step: &str) {
     if std::env::var(PAUSE_ENV).is_ok_and(|at| at == step) {
         tracing::warn!("test pause at {step}");
         tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_newer_versions_unless_downgrades_are_allowed() {
+        assert!(check_version("1.0.0", "1.0.1", false).is_ok());
+        assert!(
+            check_version("1.9.0", "1.10.0", false).is_ok(),
+            "semver, not text"
+        );
+        assert!(check_version("1.0.0-rc.1", "1.0.0", false).is_ok());
+        for (running, new) in [("1.0.0", "1.0.0"), ("1.1.0", "1.0.9"), ("1.0.0", "one")] {
+            let refused = check_version(running, new, false).unwrap_err();
+            assert_eq!(refused.kind, RejectionKind::Conflict, "{running} -> {new}");
+            assert!(
+                refused.message.contains("allow_downgrade"),
+                "{}",
+                refused.message
+            );
+            assert!(check_version(running, new, true).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_last_update_carries_its_time() {
+        let last = last_update("fell back", "why", Some("1.0.0".into()));
+        assert_eq!(last.result, "fell back");
+        assert!(last.at_unix.is_some_and(|t| t > 1_700_000_000));
     }
 }

@@ -196,3 +196,62 @@ async fn goodbye(event_loop: &mut EventLoop, client: &AsyncClient) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::MqttOptions;
+
+    /// A client whose requests go nowhere: the event loop is never polled, so
+    /// the test plays its part (`sent`, `acknowledged`) by hand.
+    fn client() -> (AsyncClient, EventLoop) {
+        AsyncClient::new(MqttOptions::new("acks-test", "127.0.0.1", 1), 16)
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_reach_their_publishers_by_packet_id() {
+        let (client, _event_loop) = client();
+        let acks = Acks::default();
+        let publish = |topic: &str, qos| acks.publish(&client, topic.into(), qos, vec![]);
+        let mut at_most_once = publish("a", QoS::AtMostOnce).await.unwrap();
+        let mut at_least_once = publish("b", QoS::AtLeastOnce).await.unwrap();
+        let mut exactly_once = publish("c", QoS::ExactlyOnce).await.unwrap();
+        // rumqttc reports each publish as sent, in queue order, with its id.
+        acks.sent(0);
+        acks.sent(7);
+        acks.sent(8);
+        assert_eq!(
+            at_most_once.try_recv(),
+            Ok(Ok(())),
+            "QoS 0 is done once sent"
+        );
+        assert!(at_least_once.try_recv().is_err(), "QoS 1 waits for PUBACK");
+        // PUBCOMP of 8 completes the QoS 2 message, not the QoS 1 one.
+        acks.acknowledged(8);
+        assert_eq!(exactly_once.try_recv(), Ok(Ok(())));
+        assert!(at_least_once.try_recv().is_err());
+        // An acknowledgement nobody waits for changes nothing.
+        acks.acknowledged(99);
+        // The connection drops: the waiting publisher learns it.
+        acks.fail_all("connection lost");
+        assert_eq!(
+            at_least_once.try_recv(),
+            Ok(Err("connection lost".to_string()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_publish_refused_by_a_closed_client_leaves_no_waiter_behind() {
+        let (client, event_loop) = client();
+        drop(event_loop);
+        let acks = Acks::default();
+        let refused = acks
+            .publish(&client, "a".into(), QoS::AtLeastOnce, vec![])
+            .await;
+        assert!(refused.is_err());
+        assert!(
+            acks.queued.lock().unwrap().is_empty(),
+            "a later publish would be matched to the refused one's id"
+        );
+    }
+}

@@ -203,3 +203,38 @@ fn full_body(bytes: Bytes) -> WasiBody {
         .map_err(|never: Infallible| match never {})
         .boxed_unsync()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(error: wasmtime::Error, past_deadline: bool) -> StatusCode {
+        let uri = http::Uri::from_static("/x");
+        error_response("c", &uri, error, past_deadline).status()
+    }
+
+    /// What a client gets is decided by types and our own clock: these are
+    /// the cases wasmtime-wasi-http reports without a type of its own.
+    #[test]
+    fn failures_map_to_statuses_without_reading_error_text() {
+        assert_eq!(
+            status(wasmtime::Error::new(ExpirationError), false),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        // A guest stopped from outside its instance: "no response", past
+        // the deadline by our clock.
+        let no_response = || wasmtime::Error::msg("some text a patch release may reword");
+        assert_eq!(status(no_response(), true), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            status(no_response(), false),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let trap = wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)
+            .context("guest never invoked `response-outparam::set` method");
+        assert_eq!(status(trap, false), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status(wasmtime::Error::new(TrapOrPanicError), false),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
