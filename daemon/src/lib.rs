@@ -7,15 +7,33 @@
 //! (trigger/)  (executor)   (wasm)        (host/)
 //! ```
 //!
-//! - [`app`] parses and validates the manifest into an [`app::App`].
-//! - [`engine`] owns the wasmtime engines (native code for this CPU or Pulley,
-//!   plus a Pulley fallback; pooling, epochs), compiling, and the compiled-code
-//!   cache.
+//! The map:
+//! - [`app`] parses and validates the manifest into an [`app::App`], and
+//!   resolves its variables.
+//! - [`engine`] owns the wasmtime engines (native code for this CPU or
+//!   Pulley, plus a Pulley fallback; pooling, epochs), compiling, and the
+//!   compiled-code cache.
 //! - [`executor`] compiles, links and pre-instantiates each component, and
 //!   makes a fresh `Store` per event.
-//! - [`host`] holds one module per capability a component can be granted.
-//! - [`trigger`] turns events (HTTP requests) into component calls.
-//! - [`up`] wires these together for `gatewayd up`; [`cli`] parses arguments.
+//! - [`host`] holds one module per capability a component can be granted;
+//!   each implements [`host::Capability`], and one list in `host/mod.rs`
+//!   names them.
+//! - [`trigger`] turns events (HTTP requests, Redis and MQTT messages) into
+//!   component calls; it knows the executor, never a capability.
+//! - [`runtime`] is the one wiring layer: [`runtime::RuntimeOptions`] (from
+//!   `up`'s flags or `serve`'s config file), the process-wide
+//!   [`runtime::Runtime`], an app made runnable ([`runtime::Loaded`]), and
+//!   the running app's triggers with their one owner ([`runtime::Triggers`]).
+//! - [`up`] and [`serve`] are the two front doors; [`cli`] and [`config`]
+//!   read their arguments and config file.
+//! - [`update`] verifies, unpacks and applies signed bundles, keeps the
+//!   generations, rolls back; it hands a loaded app to the triggers' owner
+//!   and knows no trigger.
+//! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
+//!   messages ([`admin::api`]) are shared with gatewayctl.
+//! - [`systemd`] speaks sd_notify; [`shutdown`] is graceful shutdown as a
+//!   value; [`state_dir`], [`runtime_config`] and [`tls`] are what their
+//!   names say.
 
 pub mod admin;
 pub mod app;
@@ -24,7 +42,6 @@ pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod host;
-
 pub mod runtime;
 pub mod runtime_config;
 pub mod serve;
