@@ -16,6 +16,7 @@ mod http;
 mod key_value;
 mod mqtt;
 mod mqtt_trigger;
+mod packaging;
 mod qemu;
 mod redis;
 mod redis_trigger;
