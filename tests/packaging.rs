@@ -6,8 +6,9 @@ use std::process::Command;
 /// The unit, with `ExecStart` pointing at this build of gatewayd (verify
 /// checks that the command exists), written to a temporary folder.
 fn unit() -> (tempfile::TempDir, std::path::PathBuf) {
-    let text = std::fs::read_to_string(crate::harness::repo_root().join("packaging/gatewayd.service"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(crate::harness::repo_root().join("packaging/gatewayd.service"))
+            .unwrap();
     assert!(text.contains("ExecStart=/usr/bin/gatewayd serve"), "{text}");
     let text = text.replace("/usr/bin/gatewayd", env!("CARGO_BIN_EXE_gatewayd"));
     let dir = tempfile::tempdir().unwrap();
@@ -34,11 +35,17 @@ fn analyze(args: &[&str], unit: &std::path::Path) -> (bool, String) {
 fn the_unit_verifies_and_its_exposure_stays_low() {
     let (_dir, unit) = unit();
     let (ok, text) = analyze(&["verify"], &unit);
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
     let (_, text) = analyze(&["security", "--offline=true"], &unit);
     let exposure: f64 = text
         .lines()
-        .find_map(|l| l.split("Overall exposure level for gatewayd.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for gatewayd.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
