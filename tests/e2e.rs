@@ -20,5 +20,6 @@ mod packaging;
 mod qemu;
 mod redis;
 mod redis_trigger;
+mod systemd;
 mod update;
 mod variables;

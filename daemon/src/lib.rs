@@ -31,7 +31,8 @@
 //!   and knows no trigger.
 //! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
 //!   messages ([`admin::api`]) are shared with gatewayctl.
-//! - [`systemd`] speaks sd_notify; [`shutdown`] is graceful shutdown as a
+//! - [`systemd`] speaks sd_notify and feeds the watchdog while every heart
+//!   of [`liveness`] beats; [`shutdown`] is graceful shutdown as a
 //!   value; [`state_dir`], [`runtime_config`] and [`tls`] are what their
 //!   names say.
 
@@ -42,6 +43,7 @@ pub mod config;
 pub mod engine;
 pub mod executor;
 pub mod host;
+pub mod liveness;
 pub mod runtime;
 pub mod runtime_config;
 pub mod serve;

@@ -80,7 +80,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         listeners.address()
     ));
     tokio::spawn(signals.drive(trigger));
-    let served = http::serve(listeners, slots, shutdown, config.drain_timeout).await;
+    let liveness = crate::systemd::watchdog();
+    let served = http::serve(listeners, slots, shutdown, config.drain_timeout, liveness).await;
     controller.stop().await;
     for task in std::iter::once(admin_task).chain(admin_tcp) {
         match task.await {

@@ -1,7 +1,9 @@
 //! systemd's notification protocol (sd_notify), spoken only when the service
 //! manager sets `NOTIFY_SOCKET`: `READY=1` once the app is loaded and every
 //! listener is bound, `STATUS=` lines a person reads in `systemctl status`,
-//! `STOPPING=1` at shutdown. Unset, nothing is sent.
+//! `RELOADING=1` ... `READY=1` around an update's switch, `STOPPING=1` at
+//! shutdown, and `WATCHDOG=1` while every part of the daemon answers (with
+//! `WatchdogSec=`). Unset, nothing is sent.
 //!
 //! Pure Rust on std's unix datagram sockets, not libsystemd: the same binary
 //! runs on boards without systemd (procd, BusyBox init). The test harness
@@ -9,6 +11,9 @@
 //! supervisor does.
 
 use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use crate::liveness::Liveness;
 
 /// Sends `state` (newline-separated `KEY=VALUE` assignments) to the service
 /// manager, if there is one. Failures are logged, never fatal: a daemon must
@@ -22,6 +27,72 @@ pub fn notify(state: &str) {
             "cannot notify the service manager at {}: {e}",
             path.to_string_lossy()
         );
+    }
+}
+
+/// systemd's watchdog, if the unit asks for one (`WatchdogSec=`, which sets
+/// `WATCHDOG_USEC` and `WATCHDOG_PID`): `WATCHDOG=1` every half interval,
+/// but only while every heart of `liveness` beat within that half. A part
+/// that stops answering makes the pings stop, and systemd restarts the
+/// service. The interval, or `None` with no watchdog (or one for another
+/// process).
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.parse::<u32>().ok() != Some(std::process::id())
+    {
+        return None;
+    }
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+/// With a watchdog asked for, the hearts it watches (the calling runtime's
+/// own, "main", is registered and beating; serving threads add theirs) and
+/// the thread that feeds it. `None` without one: nothing beats.
+pub fn watchdog() -> Option<Liveness> {
+    let interval = watchdog_interval()?;
+    let liveness = Liveness::new(interval / 4);
+    tokio::spawn(liveness.register("main").beat());
+    start_watchdog(interval, liveness.clone());
+    tracing::info!(
+        "watchdog: pinging every {:?} while every part answers",
+        interval / 2
+    );
+    Some(liveness)
+}
+
+/// Starts the watchdog thread for `interval` (from [`watchdog_interval`]).
+fn start_watchdog(interval: Duration, liveness: Liveness) {
+    let ping = interval / 2;
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            let mut withheld = false;
+            loop {
+                std::thread::sleep(ping);
+                let stale = liveness.stale(ping);
+                if stale.is_empty() {
+                    if withheld {
+                        tracing::info!("every part answers again: watchdog pings resume");
+                        withheld = false;
+                    }
+                    notify("WATCHDOG=1");
+                } else if !withheld {
+                    let parts: Vec<String> = stale
+                        .iter()
+                        .map(|(name, ago)| format!("{name} (silent for {ago:.1?})"))
+                        .collect();
+                    tracing::error!(
+                        "not answering: {}; withholding the watchdog ping, so the service \
+                         manager restarts gatewayd",
+                        parts.join(", ")
+                    );
+                    withheld = true;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the watchdog thread: {e}");
     }
 }
 

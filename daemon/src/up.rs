@@ -39,7 +39,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     ));
 
     tokio::spawn(signals.drive(trigger));
-    let served = http::serve(listeners, slots, shutdown, args.drain_timeout).await;
+    let liveness = crate::systemd::watchdog();
+    let served = http::serve(listeners, slots, shutdown, args.drain_timeout, liveness).await;
     triggers.stop().await;
     served?;
     tracing::info!("stopped");

@@ -96,7 +96,9 @@ pub struct Gateway {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    /// Holds the folder of the socket gatewayd notified readiness on.
+    /// The socket gatewayd notifies (sd_notify) on, as a service manager's.
+    notify: std::os::unix::net::UnixDatagram,
+    /// Holds the socket's folder.
     _notify_dir: tempfile::TempDir,
 }
 
@@ -251,6 +253,7 @@ impl Gateway {
                         child: Some(child),
                         addr,
                         log,
+                        notify,
                         _notify_dir: notify_dir,
                     });
                 }
@@ -271,6 +274,19 @@ impl Gateway {
                 ));
             }
         }
+    }
+
+    /// The sd_notify messages gatewayd sends during the next `window`.
+    pub fn notifications_during(&self, window: Duration) -> Vec<String> {
+        let end = Instant::now() + window;
+        let mut messages = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = self.notify.recv(&mut buffer) {
+                messages.push(String::from_utf8_lossy(&buffer[..n]).to_string());
+            }
+        }
+        messages
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::slot::AppSlot;
+use crate::liveness::Liveness;
 use crate::shutdown::Shutdown;
 
 /// The listening sockets, bound and listening before any thread serves, so
@@ -73,12 +74,14 @@ impl Listeners {
 
 /// Serves on every listener, one thread each with its own [`AppSlot`] (one
 /// per listener, in order), until `shutdown`; returns when every thread has
-/// drained (at most `drain_timeout`).
+/// drained (at most `drain_timeout`). With `liveness`, each thread's runtime
+/// beats a heart (`http-<n>`), so a wedged thread stops the watchdog.
 pub async fn serve(
     listeners: Listeners,
     apps: Vec<Arc<AppSlot>>,
     shutdown: Shutdown,
     drain_timeout: Duration,
+    liveness: Option<Liveness>,
 ) -> Result<()> {
     anyhow::ensure!(
         apps.len() == listeners.sockets.len(),
@@ -91,8 +94,10 @@ pub async fn serve(
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = shutdown.clone();
+        let name = format!("http-{index}");
+        let heart = liveness.as_ref().map(|l| l.register(&name));
         std::thread::Builder::new()
-            .name(format!("http-{index}"))
+            .name(name.clone())
             .spawn(move || {
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -101,6 +106,10 @@ pub async fn serve(
                     .and_then(|runtime| {
                         let result = runtime.block_on(async move {
                             let listener = TcpListener::from_std(socket)?;
+                            if let Some(heart) = heart {
+                                tokio::spawn(heart.beat());
+                            }
+                            crate::liveness::wedge_if_asked(&name);
                             let _ = started_tx.send(());
                             let limits = Arc::new(Semaphore::new(connections_per_thread));
                             serve_one(listener, app, limits, shutdown, drain_timeout).await

@@ -1,0 +1,66 @@
+//! gatewayd under a service manager, as systemd drives it: readiness and
+//! the watchdog over `NOTIFY_SOCKET` (the harness plays the manager).
+
+use std::time::Duration;
+
+use crate::harness::{Gateway, Options, examples, get};
+
+fn count(messages: &[String], line: &str) -> usize {
+    messages
+        .iter()
+        .filter(|m| m.lines().any(|l| l == line))
+        .count()
+}
+
+/// With `WatchdogSec=` (WATCHDOG_USEC, here 400 ms), `WATCHDOG=1` comes every
+/// half interval while every serving thread answers; when one is wedged
+/// (test hook), the pings stop and the log names it, so systemd restarts
+/// the service.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_is_fed_only_while_every_serving_thread_answers() {
+    let gw = Gateway::start_with(
+        &examples().join("hello"),
+        Options {
+            env: &[
+                ("WATCHDOG_USEC", "400000"),
+                ("GATEWAYD_TEST_WEDGE", "http-0:2000"),
+            ],
+            ..Options::default()
+        },
+    );
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    let healthy = gw.notifications_during(Duration::from_millis(1200));
+    let pings = count(&healthy, "WATCHDOG=1");
+    // Every 200 ms: 6 in 1.2 s, give or take scheduling.
+    assert!((4..=7).contains(&pings), "{pings} pings: {healthy:?}");
+
+    assert!(
+        gw.wait_for_log("not answering: http-0", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let _ = gw.notifications_during(Duration::from_millis(50));
+    let wedged = gw.notifications_during(Duration::from_millis(1200));
+    assert_eq!(
+        count(&wedged, "WATCHDOG=1"),
+        0,
+        "pinged with a wedged serving thread: {wedged:?}\n{}",
+        gw.logs()
+    );
+}
+
+/// Without WATCHDOG_USEC nothing beats and nothing is pinged; READY=1 came
+/// with the address (the harness waited for it), and SIGTERM says STOPPING=1.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_watchdog_unless_asked_and_stopping_is_announced() {
+    let mut gw = Gateway::start(&examples().join("hello"));
+    let quiet = gw.notifications_during(Duration::from_millis(600));
+    assert_eq!(count(&quiet, "WATCHDOG=1"), 0, "{quiet:?}");
+    gw.signal(libc::SIGTERM);
+    let stopping = gw.notifications_during(Duration::from_millis(500));
+    assert_eq!(count(&stopping, "STOPPING=1"), 1, "{stopping:?}");
+    assert!(
+        gw.wait(Duration::from_secs(15))
+            .is_some_and(|s| s.success())
+    );
+}
