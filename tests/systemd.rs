@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Gateway, Options, examples, get};
+use crate::harness::{Gateway, Options, Service, ctl, examples, get, ok};
 
 fn count(messages: &[String], line: &str) -> usize {
     messages
@@ -62,5 +62,39 @@ async fn no_watchdog_unless_asked_and_stopping_is_announced() {
     assert!(
         gw.wait(Duration::from_secs(15))
             .is_some_and(|s| s.success())
+    );
+}
+
+/// An update's switch is announced as systemd expects of a reload:
+/// `RELOADING=1`, then `READY=1` with the new version in `STATUS=`; a
+/// rollback too.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_is_announced_as_a_reload() {
+    let service = Service::new();
+    let gw = service.start();
+    let startup = gw.notifications_during(Duration::from_millis(100));
+    assert!(startup.is_empty(), "READY=1 came once already: {startup:?}");
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    ok(&service.push(&service.bundle("1.1.0", "release")));
+    let pushed = gw.notifications_during(Duration::from_millis(300));
+    let lines: Vec<&str> = pushed.iter().flat_map(|m| m.lines()).collect();
+    assert_eq!(
+        lines,
+        [
+            "RELOADING=1",
+            "READY=1",
+            "STATUS=serving app \"hello\" version 1.0.0 (generation 1)",
+            "RELOADING=1",
+            "READY=1",
+            "STATUS=serving app \"hello\" version 1.1.0 (generation 2)",
+        ]
+    );
+    ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
+    let rolled = gw.notifications_during(Duration::from_millis(300));
+    assert!(
+        rolled
+            .concat()
+            .contains("STATUS=serving app \"hello\" version 1.0.0 (generation 1)"),
+        "{rolled:?}"
     );
 }

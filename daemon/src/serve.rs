@@ -71,8 +71,10 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         config.admin_socket.display()
     );
     let status = controller.status().await;
-    let serving = match (&status.app, &status.version) {
-        (Some(app), Some(version)) => format!("app \"{app}\" version {version}"),
+    let serving = match (&status.app, &status.version, status.generation) {
+        (Some(app), Some(version), Some(n)) => {
+            format!("app \"{app}\" version {version} (generation {n})")
+        }
         _ => "no app installed".to_string(),
     };
     crate::systemd::notify(&format!(

@@ -257,7 +257,7 @@ impl Controller {
 
         let previous = state.running.as_ref().map(|r| r.generation);
         let (app, version) = (manifest.app.clone(), manifest.version.clone());
-        self.switch(state, n, manifest, loaded);
+        self.switch_announced(state, n, manifest, loaded);
         pause_point("switched").await;
         self.persist(n, previous)?;
         lap(|t| &mut t.switch, &mut timings);
@@ -293,7 +293,7 @@ impl Controller {
                 )
             })?;
         let (app, version) = (manifest.app.clone(), manifest.version.clone());
-        self.switch(&mut state, previous, manifest, loaded);
+        self.switch_announced(&mut state, previous, manifest, loaded);
         self.persist(previous, pointers.current)?;
         let message =
             format!("rolled back: app \"{app}\" version {version} is generation {previous} again");
@@ -391,6 +391,25 @@ impl Controller {
             manifest,
             loaded,
         });
+    }
+
+    /// [`Controller::switch`] while running, told to the service manager:
+    /// `RELOADING=1`, then `READY=1` with the new status line. (At start-up
+    /// the serve command announces readiness itself, once all is bound.)
+    fn switch_announced(
+        &self,
+        state: &mut State,
+        generation: u64,
+        manifest: BundleManifest,
+        loaded: Arc<Loaded>,
+    ) {
+        crate::systemd::notify("RELOADING=1");
+        let serving = format!(
+            "STATUS=serving app \"{}\" version {} (generation {generation})",
+            manifest.app, manifest.version
+        );
+        self.switch(state, generation, manifest, loaded);
+        crate::systemd::notify(&format!("READY=1\n{serving}"));
     }
 
     fn persist(&self, current: u64, previous: Option<u64>) -> Result<(), Rejection> {
