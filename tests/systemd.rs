@@ -98,3 +98,83 @@ async fn an_update_is_announced_as_a_reload() {
         "{rolled:?}"
     );
 }
+
+/// Under journald (stderr is the stream JOURNAL_STREAM names), each line
+/// starts with its syslog priority and has no timestamp of its own; with a
+/// JOURNAL_STREAM inherited from elsewhere, lines stay plain.
+#[test]
+fn under_journald_lines_carry_their_priority() {
+    use std::os::unix::fs::MetadataExt as _;
+    let run = |journal: bool| -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let meta = stderr.metadata().unwrap();
+        let stream = if journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            "1:1".to_string()
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatewayd"))
+            .arg("up")
+            .arg(examples().join("hello"))
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(crate::harness::shared_state_dir())
+            .env("JOURNAL_STREAM", stream)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut text = String::new();
+        while std::time::Instant::now() < deadline && !text.contains("engine ready") {
+            std::thread::sleep(Duration::from_millis(20));
+            text = std::fs::read_to_string(&stderr_path).unwrap();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        text
+    };
+    let journal = run(true);
+    let line = journal
+        .lines()
+        .find(|l| l.contains("engine ready"))
+        .unwrap_or_else(|| panic!("{journal}"));
+    assert!(line.starts_with("<6>"), "{line}");
+    assert!(!line.contains("202"), "journald adds the time: {line}");
+    let plain = run(false);
+    let line = plain
+        .lines()
+        .find(|l| l.contains("engine ready"))
+        .unwrap_or_else(|| panic!("{plain}"));
+    assert!(!line.starts_with('<'), "{line}");
+}
+
+/// `--log-format json` (or GATEWAYD_LOG_FORMAT=json): one JSON object per
+/// log line, with its level and message.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line() {
+    let gw = Gateway::start_with(
+        &examples().join("hello"),
+        Options {
+            env: &[("GATEWAYD_LOG_FORMAT", "json")],
+            ..Options::default()
+        },
+    );
+    let logs = gw.logs();
+    let objects: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ready = objects
+        .iter()
+        .find(|o| {
+            o["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("engine ready"))
+        })
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert_eq!(ready["level"], "INFO", "{ready}");
+}

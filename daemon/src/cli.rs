@@ -15,6 +15,17 @@ use crate::engine::Pooling;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines look on stderr: text (journald's priority prefixes
+    /// when stderr is the journal) or json (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "GATEWAYD_LOG_FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,6 +31,7 @@
 //!   and knows no trigger.
 //! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
 //!   messages ([`admin::api`]) are shared with gatewayctl.
+//! - [`logging`] formats log lines (text, journald priorities, JSON).
 //! - [`systemd`] speaks sd_notify and feeds the watchdog while every heart
 //!   of [`liveness`] beats; [`shutdown`] is graceful shutdown as a
 //!   value; [`state_dir`], [`runtime_config`] and [`tls`] are what their
@@ -44,6 +45,7 @@ pub mod engine;
 pub mod executor;
 pub mod host;
 pub mod liveness;
+pub mod logging;
 pub mod runtime;
 pub mod runtime_config;
 pub mod serve;
