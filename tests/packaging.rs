@@ -31,6 +31,20 @@ fn analyze(args: &[&str], unit: &std::path::Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// The optional socket unit verifies next to the service it activates.
+#[test]
+fn the_socket_unit_verifies() {
+    let (dir, _service) = unit();
+    let socket = dir.path().join("gatewayd.socket");
+    std::fs::copy(
+        crate::harness::repo_root().join("packaging/gatewayd.socket"),
+        &socket,
+    )
+    .unwrap();
+    let (ok, text) = analyze(&["verify"], &socket);
+    assert!(ok && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+}
+
 #[test]
 fn the_unit_verifies_and_its_exposure_stays_low() {
     let (_dir, unit) = unit();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Gateway, Options, Service, ctl, examples, get, ok};
+use crate::harness::{Gateway, Options, Program, Service, ctl, examples, get, ok};
 
 fn count(messages: &[String], line: &str) -> usize {
     messages
@@ -177,4 +177,52 @@ async fn json_logs_are_one_object_per_line() {
         })
         .unwrap_or_else(|| panic!("{logs}"));
     assert_eq!(ready["level"], "INFO", "{ready}");
+}
+
+/// Socket activation: a listening socket passed as systemd passes it (fd 3,
+/// LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID of the daemon itself) is served,
+/// and the configured address is not bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_passed_by_the_service_manager_is_served() {
+    use std::os::fd::AsRawFd as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let fd = listener.as_raw_fd();
+    // Inheritable for the moment of the spawn. bash moves it to 3 and
+    // execs gatewayd in its own process, so LISTEN_PID=$$ is gatewayd's.
+    // SAFETY: fcntl on our own open descriptor.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let program = Program {
+        runner: vec![
+            "bash".into(),
+            "-c".into(),
+            format!("exec 3<&{fd} {fd}<&-; LISTEN_PID=$$ exec \"$0\" \"$@\""),
+        ],
+        binary: None,
+    };
+    let gw = Gateway::start_with(
+        &examples().join("hello"),
+        Options {
+            program: Some(&program),
+            env: &[("LISTEN_FDS", "1"), ("LISTEN_FDNAMES", "http")],
+            ..Options::default()
+        },
+    );
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    drop(listener);
+    assert_eq!(gw.addr, address, "{}", gw.logs());
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    assert!(gw.logs().contains("socket activation"), "{}", gw.logs());
+
+    // LISTEN_PID of another process: not ours, so gatewayd binds its own.
+    let other = Gateway::start_with(
+        &examples().join("hello"),
+        Options {
+            env: &[("LISTEN_FDS", "1"), ("LISTEN_PID", "1")],
+            ..Options::default()
+        },
+    );
+    assert!(!other.logs().contains("socket activation"));
+    assert_eq!(get(&other.url("/hello")).await.0, 200);
 }

@@ -29,7 +29,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     }
     let runtime = Runtime::start(RuntimeOptions::from_config(&config)?)?;
     let generations = Generations::open(&config.state_dir)?;
-    let listeners = http::Listeners::bind(config.listen, runtime.threads)?;
+    let mut activated = crate::systemd::take_listen_fds();
+    let listeners = runtime.http_listeners(config.listen, &mut activated)?;
     publish_self_address(&runtime.self_address, listeners.address());
     let slots: Vec<_> = (0..runtime.threads).map(|_| AppSlot::new(None)).collect();
     let controller = Arc::new(Controller::new(
@@ -51,15 +52,20 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     admin.prepare_uploads()?;
     // Every listener is bound before READY=1: a supervisor (or a test) that
     // sees it can push at once.
-    let socket = admin::bind(&config.admin_socket, config.admin_socket_mode)?;
+    let (socket, bound_at) = match crate::systemd::take_named(&mut activated, "admin") {
+        Some(fd) => (admin::from_activated(fd)?, None),
+        None => (
+            admin::bind(&config.admin_socket, config.admin_socket_mode)?,
+            Some(config.admin_socket.clone()),
+        ),
+    };
     let tcp = match &config.admin_tcp {
         Some(tcp) => Some(admin::bind_tcp(tcp).await?),
         None => None,
     };
     let admin_task = tokio::spawn({
-        let (path, shutdown, admin) =
-            (config.admin_socket.clone(), shutdown.clone(), admin.clone());
-        async move { admin::serve(socket, &path, admin, shutdown).await }
+        let (shutdown, admin) = (shutdown.clone(), admin.clone());
+        async move { admin::serve(socket, bound_at, admin, shutdown).await }
     });
     let admin_tcp = tcp.map(|tcp| {
         let shutdown = shutdown.clone();

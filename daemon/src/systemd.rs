@@ -3,13 +3,16 @@
 //! listener is bound, `STATUS=` lines a person reads in `systemctl status`,
 //! `RELOADING=1` ... `READY=1` around an update's switch, `STOPPING=1` at
 //! shutdown, and `WATCHDOG=1` while every part of the daemon answers (with
-//! `WatchdogSec=`). Unset, nothing is sent.
+//! `WatchdogSec=`). Unset, nothing is sent. Also socket activation: sockets
+//! the manager bound and passed (`LISTEN_FDS`), so a port below 1024 needs
+//! no capability in the daemon.
 //!
 //! Pure Rust on std's unix datagram sockets, not libsystemd: the same binary
 //! runs on boards without systemd (procd, BusyBox init). The test harness
 //! listens on such a socket too, so tests wait for the same readiness a
 //! supervisor does.
 
+use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -94,6 +97,48 @@ fn start_watchdog(interval: Duration, liveness: Liveness) {
     if let Err(e) = spawned {
         tracing::error!("cannot start the watchdog thread: {e}");
     }
+}
+
+/// The sockets the service manager passed (socket activation), each with
+/// its `FileDescriptorName=` ("unknown" when unnamed). Only for this process
+/// (`LISTEN_PID`); call it once, at start-up: the descriptors are taken.
+pub fn take_listen_fds() -> Vec<(String, OwnedFd)> {
+    /// The first passed descriptor, by the protocol.
+    const FIRST: i32 = 3;
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if !ours || count <= 0 {
+        return Vec::new();
+    }
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let mut names = names.split(':');
+    (FIRST..FIRST + count)
+        .map(|fd| {
+            // Not for any process this one might start.
+            // SAFETY: fcntl on a descriptor number; harmless if it is closed.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            let name = names
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("unknown")
+                .to_string();
+            // SAFETY: the manager passed `fd` to this process (LISTEN_PID)
+            // for it to own, and nothing else in it uses these numbers.
+            (name, unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .collect()
+}
+
+/// Takes the passed socket named `name` out of `sockets`.
+pub fn take_named(sockets: &mut Vec<(String, OwnedFd)>, name: &str) -> Option<OwnedFd> {
+    let index = sockets.iter().position(|(n, _)| n == name)?;
+    Some(sockets.remove(index).1)
 }
 
 fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {

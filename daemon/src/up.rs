@@ -24,7 +24,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     let runtime = Runtime::start(RuntimeOptions::from_up(&args)?)?;
     let loaded = Arc::new(runtime.load_app(app, &args.key_value).await?);
-    let listeners = http::Listeners::bind(args.listen, runtime.threads)?;
+    let mut activated = crate::systemd::take_listen_fds();
+    let listeners = runtime.http_listeners(args.listen, &mut activated)?;
     publish_self_address(&runtime.self_address, listeners.address());
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();

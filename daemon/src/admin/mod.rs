@@ -84,11 +84,26 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves the socket `listener` (bound at `path`) until `shutdown`, then
-/// removes it.
+/// The admin socket the service manager passed (socket activation, named
+/// `admin`), ready to serve; it stays the manager's to remove.
+pub fn from_activated(fd: std::os::fd::OwnedFd) -> Result<UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        "admin API on {} (passed by the service manager)",
+        address
+            .as_pathname()
+            .map_or_else(|| "an unnamed socket".into(), |p| p.display().to_string())
+    );
+    Ok(UnixListener::from_std(listener)?)
+}
+
+/// Serves the socket `listener` until `shutdown`, then removes the socket
+/// file `bound_at` (the one [`bind`] made, if it made it).
 pub async fn serve(
     listener: UnixListener,
-    path: &Path,
+    bound_at: Option<PathBuf>,
     admin: Arc<Admin>,
     mut shutdown: Shutdown,
 ) -> Result<()> {
@@ -106,7 +121,9 @@ pub async fn serve(
         };
         tokio::spawn(serve_connection(stream, admin.clone(), None));
     }
-    let _ = std::fs::remove_file(path);
+    if let Some(path) = bound_at {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

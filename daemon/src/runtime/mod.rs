@@ -29,7 +29,7 @@ use crate::executor::InstanceLimits;
 use crate::host::mqtt::MqttConnections;
 use crate::host::outbound_http::SelfAddress;
 use crate::host::redis::RedisConnections;
-use crate::trigger::http::HttpOptions;
+use crate::trigger::http::{HttpOptions, Listeners};
 
 /// What every app loaded by this process shares.
 pub struct Runtime {
@@ -82,6 +82,30 @@ impl Runtime {
             _ticker: ticker,
             options,
         })
+    }
+
+    /// The HTTP listeners: the socket the service manager passed (socket
+    /// activation: named `http`, or the one unnamed socket), else sockets
+    /// bound to `configured`.
+    pub fn http_listeners(
+        &self,
+        configured: std::net::SocketAddr,
+        activated: &mut Vec<(String, std::os::fd::OwnedFd)>,
+    ) -> Result<Listeners> {
+        let passed = crate::systemd::take_named(activated, "http")
+            .or_else(|| crate::systemd::take_named(activated, "unknown"));
+        let Some(fd) = passed else {
+            return Listeners::bind(configured, self.threads);
+        };
+        let listener = std::net::TcpListener::from(fd);
+        let address = listener.local_addr().context(
+            "the socket the service manager passed for HTTP (LISTEN_FDS) is not a TCP socket",
+        )?;
+        tracing::info!(
+            "serving HTTP on {address}, the socket the service manager passed \
+             (socket activation; the configured {configured} is not used)"
+        );
+        Listeners::from_socket(listener, self.threads)
     }
 
     /// Makes `app` runnable: its variables resolved (from the options, then

@@ -67,6 +67,19 @@ impl Listeners {
         Ok(Self { sockets, address })
     }
 
+    /// Serves on a socket bound by someone else (the service manager, for
+    /// socket activation): every thread accepts from the same socket.
+    pub fn from_socket(listener: std::net::TcpListener, threads: usize) -> Result<Self> {
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let mut sockets = Vec::new();
+        for _ in 1..threads.max(1) {
+            sockets.push(listener.try_clone()?);
+        }
+        sockets.push(listener);
+        Ok(Self { sockets, address })
+    }
+
     pub fn address(&self) -> SocketAddr {
         self.address
     }
