@@ -42,7 +42,10 @@ fn the_socket_unit_verifies() {
     )
     .unwrap();
     let (ok, text) = analyze(&["verify"], &socket);
-    assert!(ok && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
 }
 
 #[test]

@@ -439,14 +439,26 @@ async fn settles_at<T: PartialEq + Copy>(want: T, mut probe: impl FnMut() -> T) 
 /// with the same client id and the broker kept closing one for the other.
 #[tokio::test(flavor = "multi_thread")]
 async fn updates_under_mqtt_load_answer_every_message_and_keep_one_connection() {
-    let broker = MosquittoBroker::start();
+    mqtt_updates_under_load(false).await;
+}
+
+/// The same with the broker restarted in the middle of the updates: once it
+/// is back, every message is still answered (trigger sessions and the
+/// outbound connection reconnect; nothing fights over a client id).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_restart_during_updates_under_load_loses_no_message() {
+    mqtt_updates_under_load(true).await;
+}
+
+async fn mqtt_updates_under_load(restart_broker: bool) {
+    let mut broker = MosquittoBroker::start();
     let service = Service::new();
     let gw = service.start_with(&[("SPIN_VARIABLE_BROKER", &broker.address())]);
     let app = examples().join("mqtt-triggered");
     ok(&service.push(&service.bundle_app(&app, "1.0.0", "release", &[])));
-    let replies = MqttClient::connect(broker.port, &["reply/#"]).await;
+    // Persistent: replies wait in the broker while this client reconnects.
+    let replies = MqttClient::connect_persistent(broker.port, &["reply/#"]).await;
     let sys = MqttClient::connect(broker.port, &["$SYS/broker/clients/connected"]).await;
-
     // A message answered by generation 2 opens its outbound connection.
     ok(&service.push(&service.bundle_app(&app, "1.1.0", "release", &[])));
     let sender = MqttClient::connect(broker.port, &[]).await;
@@ -482,11 +494,21 @@ async fn updates_under_mqtt_load_answer_every_message_and_keep_one_connection() 
     for minor in 2..=6 {
         let bundle = service.bundle_app(&app, &format!("1.{minor}.0"), "release", &[]);
         ok(&service.push(&bundle));
+        if restart_broker && minor == 4 {
+            tokio::task::block_in_place(|| broker.restart(Duration::from_millis(500)));
+        }
         tokio::time::sleep(Duration::from_millis(800)).await;
     }
     load.await.unwrap();
+    let answered_all = |r: &[harness::Received]| {
+        let answered: std::collections::BTreeSet<String> = r
+            .iter()
+            .map(|(_, payload)| String::from_utf8_lossy(payload).to_string())
+            .collect();
+        (0..MESSAGES).all(|i| answered.contains(&format!("m{i}")))
+    };
     let received = replies
-        .wait_until(Duration::from_secs(30), |r| r.len() > MESSAGES)
+        .wait_until(Duration::from_secs(30), answered_all)
         .await;
     let answered: std::collections::BTreeSet<String> = received
         .iter()

@@ -143,6 +143,9 @@ pub fn take_named(sockets: &mut Vec<(String, OwnedFd)>, name: &str) -> Option<Ow
 
 fn send(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
     let socket = UnixDatagram::unbound()?;
+    // A manager that does not read (its queue full) must not stall an
+    // update or the watchdog thread: the message is dropped, and logged.
+    socket.set_nonblocking(true)?;
     let bytes = path.as_encoded_bytes();
     // "@name" is a socket in the abstract namespace (systemd uses those).
     if let Some(name) = bytes.strip_prefix(b"@") {
@@ -176,5 +179,25 @@ mod tests {
         send(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
         let n = abstract_listener.recv(&mut buffer).unwrap();
         assert_eq!(&buffer[..n], b"STOPPING=1");
+    }
+
+    /// A manager that stops reading must not stall the daemon: once its
+    /// queue is full, messages are dropped (an error), never waited on.
+    #[test]
+    fn a_full_queue_drops_messages_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let _never_read = UnixDatagram::bind(&path).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let refused = (0..1000)
+                .filter(|_| send(path.as_os_str(), "WATCHDOG=1").is_err())
+                .count();
+            let _ = done_tx.send(refused);
+        });
+        let refused = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sending blocked on a full queue");
+        assert!(refused > 0, "the queue never filled");
     }
 }

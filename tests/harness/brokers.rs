@@ -288,6 +288,17 @@ pub struct MqttClient {
 
 impl MqttClient {
     pub async fn connect(port: u16, filters: &[&str]) -> MqttClient {
+        Self::connect_with(port, filters, false).await
+    }
+
+    /// [`MqttClient::connect`] with a persistent session: QoS 1/2 messages
+    /// for its filters wait in the broker while it is disconnected (a broker
+    /// restart, say).
+    pub async fn connect_persistent(port: u16, filters: &[&str]) -> MqttClient {
+        Self::connect_with(port, filters, true).await
+    }
+
+    async fn connect_with(port: u16, filters: &[&str], persistent: bool) -> MqttClient {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "test-{}-{}",
@@ -297,6 +308,7 @@ impl MqttClient {
         let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(8 << 20, 8 << 20);
+        options.set_clean_session(!persistent);
         let (client, mut events) = rumqttc::AsyncClient::new(options, 1000);
         let received = Arc::new(Mutex::new(Vec::new()));
         let acked = Arc::new(AtomicUsize::new(0));

@@ -96,8 +96,10 @@ pub struct Gateway {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    /// The socket gatewayd notifies (sd_notify) on, as a service manager's.
-    notify: std::os::unix::net::UnixDatagram,
+    /// What gatewayd sent on its sd_notify socket since the last look; a
+    /// thread drains the socket as a service manager does (a full queue
+    /// would make gatewayd drop messages).
+    notifications: Arc<Mutex<Vec<String>>>,
     /// Holds the socket's folder.
     _notify_dir: tempfile::TempDir,
 }
@@ -249,11 +251,24 @@ impl Gateway {
                         let _ = child.wait();
                         return Err(format!("READY=1 without an address: {message:?}"));
                     };
+                    let notifications = Arc::new(Mutex::new(Vec::new()));
+                    std::thread::spawn({
+                        let notifications = Arc::downgrade(&notifications);
+                        move || {
+                            // Ends with the Gateway (and its socket folder).
+                            while let Some(received) = notifications.upgrade() {
+                                if let Ok(n) = notify.recv(&mut buffer) {
+                                    let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+                                    received.lock().unwrap().push(text);
+                                }
+                            }
+                        }
+                    });
                     return Ok(Gateway {
                         child: Some(child),
                         addr,
                         log,
-                        notify,
+                        notifications,
                         _notify_dir: notify_dir,
                     });
                 }
@@ -276,17 +291,11 @@ impl Gateway {
         }
     }
 
-    /// The sd_notify messages gatewayd sends during the next `window`.
+    /// The sd_notify messages not looked at yet, and those gatewayd sends
+    /// during the next `window`.
     pub fn notifications_during(&self, window: Duration) -> Vec<String> {
-        let end = Instant::now() + window;
-        let mut messages = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while Instant::now() < end {
-            if let Ok(n) = self.notify.recv(&mut buffer) {
-                messages.push(String::from_utf8_lossy(&buffer[..n]).to_string());
-            }
-        }
-        messages
+        std::thread::sleep(window);
+        std::mem::take(&mut *self.notifications.lock().unwrap())
     }
 
     pub fn url(&self, path: &str) -> String {
