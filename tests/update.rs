@@ -731,3 +731,39 @@ async fn updates_under_redis_load_leave_no_message_unhandled() {
     );
     assert_eq!(service.status()["version"], "1.3.0");
 }
+
+/// Admin connections that never send a byte cannot starve the daemon: the
+/// admin API serves 16 at once (the rest wait in the kernel's queue, costing
+/// no descriptor) and drops one silent for 10 s. With 200 file descriptors
+/// and 300 idle admin connections, HTTP keeps answering, and the admin API
+/// answers once they are gone. (Before, every one took a descriptor and the
+/// HTTP port could no longer accept.)
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_admin_connections_do_not_starve_the_daemon() {
+    let service = Service::new();
+    let limited = harness::Program {
+        runner: vec![
+            "bash".into(),
+            "-c".into(),
+            "ulimit -n 200 && exec \"$0\" \"$@\"".into(),
+        ],
+        binary: None,
+    };
+    let gw = service.start_program(&limited, &[]);
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    let socket = service.path().join("admin.sock");
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let connecting = tokio::net::UnixStream::connect(&socket);
+        match tokio::time::timeout(Duration::from_millis(200), connecting).await {
+            Ok(Ok(stream)) => idle.push(stream),
+            _ => break,
+        }
+    }
+    assert!(idle.len() > 200, "only {} connections", idle.len());
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/hello")).await.0, 200, "{}", gw.logs());
+    }
+    drop(idle);
+    assert_eq!(service.status()["version"], "1.0.0");
+}

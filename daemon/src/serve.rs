@@ -44,11 +44,11 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
 
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();
-    let admin = Arc::new(Admin {
-        controller: controller.clone(),
-        max_bundle_size: config.max_bundle_size,
-        uploads: config.state_dir.join("uploads"),
-    });
+    let admin = Arc::new(Admin::new(
+        controller.clone(),
+        config.max_bundle_size,
+        config.state_dir.join("uploads"),
+    ));
     admin.prepare_uploads()?;
     // Every listener is bound before READY=1: a supervisor (or a test) that
     // sees it can push at once.

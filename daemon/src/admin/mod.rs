@@ -29,9 +29,10 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::UnixListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::shutdown::Shutdown;
 use crate::update::controller::{Controller, Rejection, RejectionKind};
@@ -39,15 +40,42 @@ use crate::update::controller::{Controller, Rejection, RejectionKind};
 type Body = Full<Bytes>;
 
 pub struct Admin {
-    pub controller: Arc<Controller>,
+    controller: Arc<Controller>,
     /// Largest bundle accepted.
-    pub max_bundle_size: u64,
+    max_bundle_size: u64,
     /// Where uploads are staged (`<state dir>/uploads`, this module's alone:
     /// each is removed after its update, and at start-up if a crash left one).
-    pub uploads: PathBuf,
+    uploads: PathBuf,
+    /// Connections served at once, socket and TCP together; more wait in
+    /// the kernel's accept queue, costing the daemon no file descriptor.
+    connections: Arc<Semaphore>,
 }
 
+/// Admin connections at once: a few operators and scripts, never a crowd.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long a client may take to send a request's headers (and how long an
+/// idle connection is kept): a connection that sends nothing goes away.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Admin {
+    pub fn new(controller: Arc<Controller>, max_bundle_size: u64, uploads: PathBuf) -> Self {
+        Self {
+            controller,
+            max_bundle_size,
+            uploads,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+
+    /// A connection slot, waiting while all are taken (or `None` at shutdown).
+    async fn slot(&self, shutdown: &mut Shutdown) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            permit = self.connections.clone().acquire_owned() => permit.ok(),
+            _ = shutdown.requested() => None,
+        }
+    }
+
     /// Creates the uploads folder (private) and removes what a crash left.
     pub fn prepare_uploads(&self) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt as _;
@@ -108,6 +136,9 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> Result<()> {
     loop {
+        let Some(slot) = admin.slot(&mut shutdown).await else {
+            break;
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -119,7 +150,11 @@ pub async fn serve(
             },
             _ = shutdown.requested() => break,
         };
-        tokio::spawn(serve_connection(stream, admin.clone(), None));
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, admin, None).await;
+            drop(slot);
+        });
     }
     if let Some(path) = bound_at {
         let _ = std::fs::remove_file(path);
@@ -151,6 +186,8 @@ where
         }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(io), service)
         .await
     {

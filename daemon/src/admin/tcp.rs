@@ -51,6 +51,9 @@ pub async fn serve_tcp(bound: TcpAdmin, admin: Arc<Admin>, mut shutdown: Shutdow
         tokens,
     } = bound;
     loop {
+        let Some(slot) = admin.slot(&mut shutdown).await else {
+            break;
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -69,6 +72,7 @@ pub async fn serve_tcp(bound: TcpAdmin, admin: Arc<Admin>, mut shutdown: Shutdow
                 Ok(Err(e)) => tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
             }
+            drop(slot);
         });
     }
     Ok(())
