@@ -21,12 +21,33 @@ pub async fn open_stores(
     seed: &[(String, String)],
 ) -> Result<Arc<Stores>> {
     let stores = Stores::open(
-        &state_dir.join("kv").join(app),
+        &state_dir.join("kv").join(folder_name(app)),
         &config.key_value_stores,
         limits,
     )?;
     stores.seed_default(seed).await?;
     Ok(Arc::new(stores))
+}
+
+/// The folder an app's state lives in, named after the app when its name is
+/// a plain file name (letters, digits, `.`, `_`, `-`, not starting with a
+/// dot, at most 64 bytes); otherwise `app-` and a hash of the name. The name
+/// comes from a manifest, possibly a pushed bundle's: `"../../tmp/x"` or
+/// `"/etc"` must not become a path outside the state dir.
+pub fn folder_name(app: &str) -> String {
+    let plain = !app.is_empty()
+        && app.len() <= 64
+        && !app.starts_with('.')
+        && app
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        return app.to_string();
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(app.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("app-{hex}")
 }
 
 /// `$XDG_STATE_HOME/gatewayd`, else `~/.local/state/gatewayd`. There is no
@@ -68,4 +89,47 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         meta.mode() & 0o777
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_name_never_leaves_the_state_dir() {
+        assert_eq!(folder_name("hello"), "hello");
+        assert_eq!(folder_name("my-app_2.v1"), "my-app_2.v1");
+        for hostile in [
+            "../../../tmp/x",
+            "/tmp/x",
+            "..",
+            ".",
+            "",
+            "a/b",
+            "x\0y",
+            "名前",
+        ] {
+            let folder = folder_name(hostile);
+            assert!(
+                folder.starts_with("app-") && folder.len() == 20,
+                "{hostile:?}: {folder}"
+            );
+        }
+        assert_ne!(folder_name("../a"), folder_name("../b"));
+        assert_eq!(folder_name(&"x".repeat(64)), "x".repeat(64));
+        assert!(folder_name(&"x".repeat(65)).starts_with("app-"));
+    }
+
+    #[tokio::test]
+    async fn stores_of_a_hostile_name_open_inside_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let config = RuntimeConfig::default();
+        open_stores(&state, "../../escaped", &config, Default::default(), &[])
+            .await
+            .unwrap();
+        assert!(!dir.path().join("escaped").exists());
+        let kv: Vec<_> = std::fs::read_dir(state.join("kv")).unwrap().collect();
+        assert_eq!(kv.len(), 1);
+    }
 }
