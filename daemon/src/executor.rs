@@ -196,6 +196,11 @@ impl Executor {
     pub fn components(&self) -> impl Iterator<Item = &Arc<PreparedComponent>> {
         self.components.values()
     }
+
+    /// The staged file trees the components' instances see.
+    pub fn staged_files(&self) -> impl Iterator<Item = &Path> {
+        self.components.values().filter_map(|c| c.wasi.root())
+    }
 }
 
 #[cfg(test)]

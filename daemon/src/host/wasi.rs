@@ -73,6 +73,28 @@ impl WasiTemplate {
     }
 }
 
+impl WasiTemplate {
+    /// The staged tree this component's instances see as `/`, if any.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+}
+
+/// Removes the staged trees in `files_dir` that are not in `keep` (trees of
+/// generations no longer kept; staging folders in progress are left alone);
+/// returns how many went.
+pub fn remove_staged_except(files_dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> usize {
+    let Ok(entries) = std::fs::read_dir(files_dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+        .filter(|entry| !keep.contains(&entry.path()))
+        .filter(|entry| std::fs::remove_dir_all(entry.path()).is_ok())
+        .count()
+}
+
 /// Stages `files` into `<files_dir>/<digest>/` unless already there; returns it.
 fn stage_files(files: &[FileMount], files_dir: &Path) -> Result<PathBuf> {
     let mut digest = Sha256::new();

@@ -386,11 +386,27 @@ impl Controller {
         loaded: Arc<Loaded>,
     ) {
         self.triggers.switch(&loaded);
+        // The staged file trees of the new and the replaced generation stay
+        // (requests still in flight on the old one open its tree); older ones
+        // would pile up, one per update.
+        let mut keep: std::collections::HashSet<std::path::PathBuf> = loaded
+            .executor
+            .staged_files()
+            .map(Path::to_path_buf)
+            .collect();
+        if let Some(old) = &state.running {
+            keep.extend(old.loaded.executor.staged_files().map(Path::to_path_buf));
+        }
         state.running = Some(Running {
             generation,
             manifest,
             loaded,
         });
+        let files = self.runtime.options.state_dir.join("files");
+        let removed = crate::host::wasi::remove_staged_except(&files, &keep);
+        if removed > 0 {
+            tracing::info!("removed {removed} staged file trees no kept generation uses");
+        }
     }
 
     /// [`Controller::switch`] while running, told to the service manager:
