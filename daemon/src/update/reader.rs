@@ -19,6 +19,11 @@ use super::keys::TrustedKeys;
 /// Largest signature file (minisign's are under 400 bytes).
 const MAX_SIGNATURE_SIZE: u64 = 4096;
 
+/// Longest entry name. A GNU long-name record declaring more is refused
+/// before a byte of it is read (the tar crate would read any size into
+/// memory: a 3 MB bundle could make it allocate gigabytes).
+const MAX_NAME_SIZE: u64 = 4096;
+
 /// A bundle whose signature and files checked out.
 #[derive(Debug)]
 pub struct Verified {
@@ -64,12 +69,40 @@ fn walk(
     let file = File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
     let gzip = flate2::read::GzDecoder::new(BufReader::new(file));
     let mut archive = tar::Archive::new(gzip);
-    let mut entries = archive.entries().map_err(unreadable)?;
-    let mut next = |what: &str| -> Result<tar::Entry<'_, _>> {
-        match entries.next() {
-            Some(entry) => entry.map_err(unreadable),
-            None => bail!("the bundle ends before {what} (truncated?)"),
+    // Raw: name extensions come to us as records, read within our limits.
+    let mut entries = archive.entries().map_err(unreadable)?.raw(true);
+    // The next entry and its name (None at the end of the archive).
+    let mut next_entry = |what: &str| -> Result<Option<(String, tar::Entry<'_, _>)>> {
+        let mut long_name = None;
+        loop {
+            let entry = match entries.next() {
+                Some(entry) => entry.map_err(unreadable)?,
+                None if long_name.is_some() => {
+                    bail!("the bundle ends inside a record (truncated?)")
+                }
+                None => return Ok(None),
+            };
+            let kind = entry.header().entry_type();
+            if kind.is_gnu_longname() && long_name.is_none() {
+                long_name = Some(read_long_name(entry)?);
+                continue;
+            }
+            if kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+                || kind.is_pax_local_extensions()
+                || kind.is_pax_global_extensions()
+            {
+                bail!("rejected: a {kind:?} record where {what} belongs; bundles have none");
+            }
+            let name = match long_name {
+                Some(name) => name,
+                None => entry_name(&entry)?,
+            };
+            return Ok(Some((name, entry)));
         }
+    };
+    let mut next = |what: &str| -> Result<(String, tar::Entry<'_, _>)> {
+        next_entry(what)?.ok_or_else(|| anyhow!("the bundle ends before {what} (truncated?)"))
     };
 
     let manifest_bytes = read_small(next(MANIFEST)?, MANIFEST, limits.max_manifest_size)?;
@@ -86,8 +119,7 @@ fn walk(
 
     let mut buffer = Vec::new();
     for expected in &manifest.files {
-        let entry = next(&format!("{APP_DIR}{}", expected.path))?;
-        let name = entry_name(&entry)?;
+        let (name, entry) = next(&format!("{APP_DIR}{}", expected.path))?;
         if name != format!("{APP_DIR}{}", expected.path) {
             bail!(
                 "rejected: entry {name:?} where the signed manifest has {APP_DIR}{} next",
@@ -112,15 +144,17 @@ fn walk(
         }
         sink(expected, &buffer)?;
     }
-    if let Some(extra) = entries.next() {
-        let name = extra.map_err(unreadable).and_then(|e| entry_name(&e))?;
+    if let Some((name, _)) = next_entry("the end")? {
         bail!("rejected: entry {name:?} is not in the signed manifest");
     }
     Ok(Verified { manifest, signer })
 }
 
-fn read_small(entry: tar::Entry<'_, impl Read>, want: &str, max: u64) -> Result<Vec<u8>> {
-    let name = entry_name(&entry)?;
+fn read_small(
+    (name, entry): (String, tar::Entry<'_, impl Read>),
+    want: &str,
+    max: u64,
+) -> Result<Vec<u8>> {
     if name != want {
         bail!(
             "rejected: the bundle must start with {MANIFEST} and {SIGNATURE}; found {name:?} where {want} belongs (unsigned?)"
@@ -136,6 +170,24 @@ fn read_small(entry: tar::Entry<'_, impl Read>, want: &str, max: u64) -> Result<
         bail!("rejected: {name} is larger than {max} bytes");
     }
     Ok(bytes)
+}
+
+/// The name a GNU long-name record carries, refused unread when it declares
+/// more than [`MAX_NAME_SIZE`] bytes.
+fn read_long_name(entry: tar::Entry<'_, impl Read>) -> Result<String> {
+    let size = entry.header().size().map_err(unreadable)?;
+    if size > MAX_NAME_SIZE {
+        bail!("rejected: an entry name of {size} bytes (the limit is {MAX_NAME_SIZE})");
+    }
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_NAME_SIZE)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow!("rejected: an entry name is not UTF-8"))
 }
 
 fn entry_name(entry: &tar::Entry<'_, impl Read>) -> Result<String> {
@@ -159,4 +211,125 @@ fn unreadable(e: std::io::Error) -> anyhow::Error {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    fn gzip(tar: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_path(name).unwrap();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_entry_type(kind);
+        header.set_cksum();
+        header
+    }
+
+    /// A signed bundle with one app file at `path` (longer than the 100
+    /// bytes a tar header holds: the builder writes a GNU long-name record).
+    fn bundle(path: &str, data: &[u8]) -> (Vec<u8>, TrustedKeys) {
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let manifest = BundleManifest {
+            format: super::super::bundle::FORMAT,
+            app: "t".into(),
+            version: "1.0.0".into(),
+            manifest: path.into(),
+            health_route: None,
+            files: vec![FileEntry {
+                path: path.into(),
+                size: data.len() as u64,
+                sha256: hex(&Sha256::digest(data)),
+            }],
+            precompiled: Vec::new(),
+        };
+        let text = manifest.to_toml();
+        let signature =
+            minisign::sign(None, &pair.sk, Cursor::new(text.as_bytes()), None, None).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            (MANIFEST.to_string(), text.as_bytes().to_vec()),
+            (SIGNATURE.to_string(), signature.into_string().into_bytes()),
+            (format!("{APP_DIR}{path}"), data.to_vec()),
+        ] {
+            let mut header = header("x", tar::EntryType::Regular, bytes.len() as u64);
+            builder.append_data(&mut header, name, &bytes[..]).unwrap();
+        }
+        (
+            gzip(&builder.into_inner().unwrap()),
+            TrustedKeys::from_key(pair.pk),
+        )
+    }
+
+    fn check(bytes: &[u8], keys: &TrustedKeys) -> Result<Verified> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.bundle");
+        std::fs::write(&path, bytes).unwrap();
+        verify(&path, keys, &Limits::default())
+    }
+
+    #[test]
+    fn long_names_within_the_limit_verify() {
+        let long = format!("{}/spin.toml", "deep".repeat(40));
+        let (bytes, keys) = bundle(&long, b"spin_manifest_version = 2\n");
+        let verified = check(&bytes, &keys).unwrap();
+        assert_eq!(verified.manifest.files[0].path, long);
+    }
+
+    /// The attack: a long-name record declaring 64 MiB (in the wild, 3 GiB
+    /// of zeros compressed to 3 MB). Refused from its header, unread.
+    #[test]
+    fn a_huge_long_name_record_is_refused_unread() {
+        let size = 64u64 << 20;
+        let mut tar = Vec::new();
+        tar.extend_from_slice(
+            header("././@LongLink", tar::EntryType::GNULongName, size).as_bytes(),
+        );
+        tar.extend(std::iter::repeat_n(0u8, size as usize));
+        let err = format!(
+            "{:#}",
+            check(
+                &gzip(&tar),
+                &TrustedKeys::from_key(
+                    minisign::KeyPair::generate_unencrypted_keypair()
+                        .unwrap()
+                        .pk,
+                )
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.contains(&format!("an entry name of {size} bytes")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pax_and_long_link_records_are_refused() {
+        for kind in [
+            tar::EntryType::XHeader,
+            tar::EntryType::XGlobalHeader,
+            tar::EntryType::GNULongLink,
+        ] {
+            let mut tar = Vec::new();
+            tar.extend_from_slice(header("x", kind, 0).as_bytes());
+            tar.extend(std::iter::repeat_n(0u8, 1024));
+            let keys = TrustedKeys::from_key(
+                minisign::KeyPair::generate_unencrypted_keypair()
+                    .unwrap()
+                    .pk,
+            );
+            let err = format!("{:#}", check(&gzip(&tar), &keys).unwrap_err());
+            assert!(err.contains("bundles have none"), "{kind:?}: {err}");
+        }
+    }
 }
