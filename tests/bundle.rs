@@ -276,6 +276,17 @@ fn keys_from_the_minisign_tool_and_password_protected_keys_sign_bundles() {
     // keygen never overwrites a key by accident.
     let again = failed(&gatewayctl(dir.path(), &["keygen", "-o", "release"]));
     assert!(again.contains("release.key exists"), "{again}");
+    // With --force it does, and the new secret key is the owner's alone even
+    // if the old file was readable by others.
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret = dir.path().join("release.key");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ok(&gatewayctl(
+        dir.path(),
+        &["keygen", "-o", "release", "--force"],
+    ));
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
 }
 
 /// `keygen -o hello` then `bundle --key hello.key -o hello.bundle`: the

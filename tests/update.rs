@@ -802,3 +802,42 @@ async fn updates_keep_two_staged_file_trees() {
     ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
     assert_eq!(get(&gw.url("/probe/file/assets/greeting.txt")).await.0, 200);
 }
+
+/// A component whose start function never returns cannot wedge the update
+/// path: the health check gives up after `[update] health_timeout`, the
+/// bundle is rejected, and the gateway keeps serving and answering status.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_function_that_loops_is_rejected_within_the_health_timeout() {
+    let service = Service::new();
+    let mut config = std::fs::read_to_string(service.path().join("gatewayd.toml")).unwrap();
+    config.push_str("[update]\nhealth_timeout = \"1s\"\n");
+    std::fs::write(service.path().join("gatewayd.toml"), config).unwrap();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+
+    let app = service.path().join("looping");
+    std::fs::create_dir(&app).unwrap();
+    let wasm = wat::parse_str(
+        r#"(component
+             (core module $m (func $spin (loop $forever (br $forever))) (start $spin))
+             (core instance (instantiate $m)))"#,
+    )
+    .unwrap();
+    std::fs::write(app.join("loop.wasm"), wasm).unwrap();
+    std::fs::write(
+        app.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"hello\"\n\
+         [component.spin]\nsource = \"loop.wasm\"\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let refused = rejected(&service.push(&service.bundle_app(&app, "2.0.0", "release", &[])));
+    assert!(refused.contains("health_timeout"), "{refused}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}

@@ -48,15 +48,29 @@ fn with_suffix(name: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// Writes a new file with exactly `mode` and renames it over `path`: a
+/// replaced key (`--force`) must not keep the old file's permissions, and
+/// a crash must not leave half a key.
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let fresh = path.with_file_name(format!(".{name}.gatewayctl-{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&fresh);
+    let written = (|| -> Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&fresh)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&fresh, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&fresh);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }

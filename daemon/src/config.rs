@@ -29,6 +29,8 @@ pub struct Config {
     /// The optional TCP admin listener (HTTPS, bearer tokens).
     pub admin_tcp: Option<AdminTcp>,
     pub allow_downgrade: bool,
+    /// How long a new generation's health check may take.
+    pub health_timeout: Duration,
     /// Largest bundle upload accepted.
     pub max_bundle_size: u64,
     pub request_timeout: Option<Duration>,
@@ -139,6 +141,7 @@ struct RawUpdate {
     #[serde(default)]
     allow_downgrade: bool,
     max_bundle_size: Option<String>,
+    health_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -273,6 +276,11 @@ impl Config {
             admin_socket_mode,
             admin_tcp,
             allow_downgrade: raw.update.allow_downgrade,
+            health_timeout: duration(
+                "update.health_timeout",
+                raw.update.health_timeout.as_deref(),
+                "60s",
+            )?,
             max_bundle_size: bytes(
                 "update.max_bundle_size",
                 raw.update.max_bundle_size.as_deref(),

@@ -38,6 +38,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         generations,
         keys,
         config.allow_downgrade,
+        config.health_timeout,
         Triggers::new(slots.clone()),
     ));
     controller.start_installed().await?;

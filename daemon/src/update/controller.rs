@@ -32,6 +32,9 @@ pub struct Controller {
     keys: TrustedKeys,
     limits: Limits,
     allow_downgrade: bool,
+    /// How long a generation's health check may take (a start function
+    /// that loops must not wedge the update lock).
+    health_timeout: Duration,
     triggers: Triggers,
     started: Instant,
     state: tokio::sync::Mutex<State>,
@@ -80,6 +83,7 @@ impl Controller {
         generations: Generations,
         keys: TrustedKeys,
         allow_downgrade: bool,
+        health_timeout: Duration,
         triggers: Triggers,
     ) -> Self {
         Self {
@@ -88,6 +92,7 @@ impl Controller {
             keys,
             limits: Limits::default(),
             allow_downgrade,
+            health_timeout,
             triggers,
             started: Instant::now(),
             state: tokio::sync::Mutex::default(),
@@ -245,7 +250,7 @@ impl Controller {
                 return Err(rejection);
             }
         };
-        if let Err(e) = loaded.health_check(manifest.health_route.as_deref()).await {
+        if let Err(e) = self.health_check(&loaded, &manifest).await {
             let _ = std::fs::remove_dir_all(self.generations.path(n));
             return Err(reject(
                 RejectionKind::Invalid,
@@ -283,15 +288,12 @@ impl Controller {
         };
         let started = Instant::now();
         let (manifest, loaded) = self.prepare(previous).await?;
-        loaded
-            .health_check(manifest.health_route.as_deref())
-            .await
-            .map_err(|e| {
-                reject(
-                    RejectionKind::Invalid,
-                    format!("the previous generation fails its health check: {e:#}"),
-                )
-            })?;
+        self.health_check(&loaded, &manifest).await.map_err(|e| {
+            reject(
+                RejectionKind::Invalid,
+                format!("the previous generation fails its health check: {e:#}"),
+            )
+        })?;
         let (app, version) = (manifest.app.clone(), manifest.version.clone());
         self.switch_announced(&mut state, previous, manifest, loaded);
         self.persist(previous, pointers.current)?;
@@ -407,6 +409,21 @@ impl Controller {
         if removed > 0 {
             tracing::info!("removed {removed} staged file trees no kept generation uses");
         }
+    }
+
+    /// The generation's health check (every component instantiates; the
+    /// bundle's health route answers 2xx), within `health_timeout`.
+    async fn health_check(&self, loaded: &Loaded, manifest: &BundleManifest) -> Result<()> {
+        let route = manifest.health_route.as_deref();
+        tokio::time::timeout(self.health_timeout, loaded.health_check(route))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "it took longer than [update] health_timeout ({:?}): a start function \
+                     that does not return?",
+                    self.health_timeout
+                )
+            })?
     }
 
     /// [`Controller::switch`] while running, told to the service manager:
