@@ -165,6 +165,7 @@ async fn json_logs_are_one_object_per_line() {
             ..Options::default()
         },
     );
+    assert!(gw.wait_for_log("engine ready", Duration::from_secs(5)));
     let logs = gw.logs();
     let objects: Vec<serde_json::Value> = logs
         .lines()
@@ -216,7 +217,11 @@ async fn a_socket_passed_by_the_service_manager_is_served() {
     drop(listener);
     assert_eq!(gw.addr, address, "{}", gw.logs());
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
-    assert!(gw.logs().contains("socket activation"), "{}", gw.logs());
+    assert!(
+        gw.wait_for_log("socket activation", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
 
     // LISTEN_PID of another process: not ours, so gatewayd binds its own.
     let other = Gateway::start_with(

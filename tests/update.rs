@@ -306,7 +306,10 @@ async fn a_broken_current_generation_falls_back_to_the_previous() {
     let status = service.status();
     assert_eq!(status["version"], "1.0.0");
     assert!(
-        gw.logs().contains("fell back to the previous generation 1"),
+        gw.wait_for_log(
+            "fell back to the previous generation 1",
+            Duration::from_secs(5)
+        ),
         "{}",
         gw.logs()
     );
@@ -376,8 +379,13 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
         .filter(|n| n.ends_with(".cwasm"))
         .collect();
     assert_eq!(entries.len(), 2, "{entries:?}\n{}", gw.logs());
+    // The daemon logs it before it answers the push; our reader of its
+    // stderr may not have caught up yet.
     assert!(
-        gw.logs().contains("removed 1 compiled-code cache entries"),
+        gw.wait_for_log(
+            "removed 1 compiled-code cache entries",
+            Duration::from_secs(5)
+        ),
         "{}",
         gw.logs()
     );
@@ -794,7 +802,7 @@ async fn updates_keep_two_staged_file_trees() {
         );
     }
     assert!(
-        gw.logs().contains("removed 1 staged file trees"),
+        gw.wait_for_log("removed 1 staged file trees", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
