@@ -849,3 +849,30 @@ async fn a_start_function_that_loops_is_rejected_within_the_health_timeout() {
     assert_eq!(service.status()["version"], "1.0.0");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
+
+/// A signed bundle's manifest may name a component outside the bundle (an
+/// absolute path, `../..`): the gateway refuses it rather than load the
+/// board's own file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_outside_the_bundle_is_refused() {
+    let service = Service::new();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    let elsewhere = examples().join("target/wasm32-wasip2/release/hello.wasm");
+    let app = service.path().join("reaching-out");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(
+        app.join("spin.toml"),
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"hello\"\n\
+             [[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n\
+             [component.hello]\nsource = \"{}\"\n",
+            elsewhere.display()
+        ),
+    )
+    .unwrap();
+    let refused = rejected(&service.push(&service.bundle_app(&app, "2.0.0", "release", &[])));
+    assert!(refused.contains("is outside the bundle"), "{refused}");
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}

@@ -363,6 +363,7 @@ impl Controller {
                 format!("the app does not load: {e:#}"),
             )
         })?;
+        confine_to_bundle(&app, &root).map_err(|e| reject(RejectionKind::Invalid, e))?;
         let runtime = &self.runtime;
         tokio::task::block_in_place(|| {
             super::shipped_code::adopt(&runtime.engines, &runtime.cache, &manifest, &root)
@@ -475,6 +476,34 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// A pushed app may use only what its bundle brought: every component
+/// source and every file it mounts must resolve inside the generation's
+/// `app/` folder. A signed manifest naming `/usr/lib/x.wasm` or
+/// `../../../etc/shadow` would otherwise reach the board's own files.
+fn confine_to_bundle(app: &crate::app::App, root: &Path) -> Result<(), String> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+    for component in app.components.values() {
+        let paths = std::iter::once(&component.source)
+            .chain(component.files.iter().map(|mount| &mount.source));
+        for path in paths {
+            let inside = path
+                .canonicalize()
+                .is_ok_and(|resolved| resolved.starts_with(&root));
+            if !inside {
+                return Err(format!(
+                    "component \"{}\": {} is outside the bundle; a pushed app may only use \
+                     files it brings",
+                    component.id,
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A bundle must be newer (semver) than the running one, unless downgrades
