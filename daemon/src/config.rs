@@ -443,6 +443,42 @@ mod tests {
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 
+    /// The keys `up` has as flags: values, defaults, and errors naming the key.
+    #[test]
+    fn app_settings_reuse_counts_and_the_health_timeout() {
+        let path = Path::new("gatewayd.toml");
+        let c = Config::parse("", path).unwrap();
+        assert_eq!(c.reuse.max_requests, 128);
+        assert_eq!(c.reuse.max_concurrent, 16);
+        assert_eq!(c.key_value_max_value_size, 1 << 20);
+        assert_eq!(c.health_timeout, Duration::from_secs(60));
+        assert!(c.app.variables_file.is_none() && c.app.environment.is_empty());
+        let c = Config::parse(
+            "[limits]\nmax_instance_reuse_count = 1\nmax_instance_concurrent_reuse_count = 2\n\
+             key_value_max_value_size = \"4KiB\"\n[update]\nhealth_timeout = \"5s\"\n\
+             [app]\nvariables_file = \"/etc/v.toml\"\nruntime_config_file = \"/etc/r.toml\"\n\
+             environment = { MODE = \"prod\" }\ntls_ca_files = [\"/etc/ca.pem\"]\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!((c.reuse.max_requests, c.reuse.max_concurrent), (1, 2));
+        assert_eq!(c.key_value_max_value_size, 4096);
+        assert_eq!(c.health_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.app.environment,
+            [("MODE".to_string(), "prod".to_string())]
+        );
+        assert_eq!(c.app.tls_ca_files, [PathBuf::from("/etc/ca.pem")]);
+        let err = |text: &str| format!("{:#}", Config::parse(text, path).unwrap_err());
+        assert!(
+            err("[limits]\nmax_instance_reuse_count = 0")
+                .contains("limits.max_instance_reuse_count"),
+            "{}",
+            err("[limits]\nmax_instance_reuse_count = 0")
+        );
+        assert!(err("[app]\nvariable_file = \"x\"").contains("variable_file"));
+    }
+
     /// The annotated config shipped in packaging/ parses, and says the defaults.
     #[test]
     fn the_packaged_config_is_the_defaults() {
