@@ -41,6 +41,14 @@ impl Service {
         self.dir.path()
     }
 
+    /// Adds `tables` (TOML) to the service's config; takes effect at start.
+    pub fn append_config(&self, tables: &str) {
+        let path = self.path().join("gatewayd.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(tables);
+        std::fs::write(path, config).unwrap();
+    }
+
     pub fn start(&self) -> Gateway {
         self.start_with(&[])
     }

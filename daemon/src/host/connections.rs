@@ -45,8 +45,9 @@ impl<K: Eq + Hash + Clone, V> Pool<K, V> {
         made
     }
 
-    /// Connections alive now (for tests and status).
-    pub fn live(&self) -> usize {
+    /// Connections alive now.
+    #[cfg(test)]
+    fn live(&self) -> usize {
         self.lock()
             .values()
             .filter(|weak| weak.strong_count() > 0)

@@ -99,10 +99,6 @@ impl Controller {
         }
     }
 
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
     /// Starts the installed generation; if it does not load, the previous
     /// one (and says so); with neither, serves 503 until a bundle arrives.
     pub async fn start_installed(&self) -> Result<()> {

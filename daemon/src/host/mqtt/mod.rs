@@ -76,11 +76,6 @@ impl MqttConnections {
         }
     }
 
-    /// Broker connections open now, across generations.
-    pub fn live(&self) -> usize {
-        self.pool.live()
-    }
-
     async fn connect(&self, lease: &MqttLease, key: BrokerKey) -> Result<Arc<Broker>, Failure> {
         lease
             .get_or_connect(&self.pool, key.clone(), || self.open(key))

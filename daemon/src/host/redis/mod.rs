@@ -37,11 +37,6 @@ pub struct RedisConnections {
 pub type RedisLease = Lease<String, ConnectionManager>;
 
 impl RedisConnections {
-    /// Server connections open now, across generations.
-    pub fn live(&self) -> usize {
-        self.pool.live()
-    }
-
     async fn connect(
         &self,
         lease: &RedisLease,
