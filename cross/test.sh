@@ -24,11 +24,12 @@ target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 took() { echo "cross/test.sh: $1 in $(( $(date +%s) - $2 ))s"; }
 
 # One cargo run for the three boards: host-side build scripts and macros are
-# built once, and the two cores stay busy. No all-targets feature: a board
+# built once, and the two cores stay busy. gatewayctl too: tests/all.sh
+# packages these builds (packaging/build.sh --profile qemu). No all-targets feature: a board
 # compiles only for itself.
 started=$(date +%s)
 cargo "${config[@]}" build --profile qemu --no-default-features --bin gatewayd \
-  "${boards[@]/#/--target=}"
+  --bin gatewayctl "${boards[@]/#/--target=}"
 took "board builds" "$started"
 
 unit_tests=(cargo "${config[@]}" test --profile qemu --no-default-features -p gatewayd --lib

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: the x86_64 unit and end-to-end tests
-# (`cargo test --workspace`), then the QEMU tests (cross/test.sh).
+# (`cargo test --workspace`), then the QEMU tests (cross/test.sh), then the
+# .deb and .ipk packages (packaging/build.sh, tests/packages.rs).
 #
-# The board builds the QEMU tests need are the longest part. They start first,
+# The board builds the QEMU tests need (and packaging/build.sh packages) are
+# the longest part. They start first,
 # in the background at the lowest CPU priority, and take what CPU the x86_64
 # side leaves (its build ends one crate at a time: Cranelift, wasmtime,
 # gatewayd). The builds' log is printed only if they fail.
@@ -10,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 bash cross/setup.sh
+# The Yocto layer: its crates include matches Cargo.lock; oelint-adv finds
+# no error.
+bash yocto/check.sh
 
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 mkdir -p "$target_dir"
@@ -17,7 +22,8 @@ log="$target_dir/board-builds.log"
 # Job control gives the background builds their own process group, so a
 # failure here stops all of them (cargo and its rustc children).
 set -m
-nice -n 19 bash cross/test.sh --build-only >"$log" 2>&1 &
+nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu' \
+  >"$log" 2>&1 &
 builds=$!
 set +m
 trap 'kill -- -"$builds" 2>/dev/null || true' EXIT
@@ -31,5 +37,12 @@ if ! wait "$builds"; then
   exit 1
 fi
 trap - EXIT
-grep '^cross/test.sh:' "$log" || true
+grep -E '^(cross/test.sh|packaging/build.sh):|/packages/' "$log" || true
 bash cross/test.sh
+
+# The packages, made from the board builds above (and an amd64 one): their
+# contents, lintian, and the amd64 .deb installed, run and purged here.
+started=$(date +%s)
+GATEWAYD_PACKAGES="$target_dir/packages" cargo test --workspace --test e2e -- \
+  --ignored packages::
+echo "tests/all.sh: package tests in $(( $(date +%s) - started ))s"

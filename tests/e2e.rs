@@ -4,7 +4,8 @@
 //! the areas, so the harness is compiled and the binary linked once.
 //!
 //! `cargo test --workspace` runs them all except `qemu::`, which needs the
-//! board builds: `cross/test.sh` builds those and runs it.
+//! board builds (`cross/test.sh` builds those and runs it), and `packages::`,
+//! which needs the packages (tests/all.sh builds those and runs it).
 
 mod harness;
 
@@ -16,6 +17,7 @@ mod http;
 mod key_value;
 mod mqtt;
 mod mqtt_trigger;
+mod packages;
 mod packaging;
 mod qemu;
 mod redis;

@@ -86,10 +86,16 @@ async fn an_update_is_announced_as_a_reload() {
         [
             "RELOADING=1",
             "READY=1",
-            "STATUS=serving app \"hello\" version 1.0.0 (generation 1)",
+            &format!(
+                "STATUS=serving app \"hello\" version 1.0.0 (generation 1) on http://{}",
+                gw.addr
+            ),
             "RELOADING=1",
             "READY=1",
-            "STATUS=serving app \"hello\" version 1.1.0 (generation 2)",
+            &format!(
+                "STATUS=serving app \"hello\" version 1.1.0 (generation 2) on http://{}",
+                gw.addr
+            ),
         ]
     );
     ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
@@ -99,6 +105,21 @@ async fn an_update_is_announced_as_a_reload() {
             .concat()
             .contains("STATUS=serving app \"hello\" version 1.0.0 (generation 1)"),
         "{rolled:?}"
+    );
+
+    // The status line counts the requests answered, refreshed within 2 s.
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    }
+    let counted = gw.notifications_during(Duration::from_millis(2500));
+    // One line, or two if a refresh fell between the requests.
+    assert!((1..=2).contains(&counted.len()), "{counted:?}");
+    assert_eq!(
+        counted.last().unwrap(),
+        &format!(
+            "STATUS=serving app \"hello\" version 1.0.0 (generation 1) on http://{}; 3 requests served",
+            gw.addr
+        )
     );
 }
 

@@ -17,7 +17,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use admin_client::Connection;
 
@@ -146,6 +146,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write man pages for gatewayctl and its commands into DIR (used by
+    /// packaging/build.sh).
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write `gatewayctl.1` and one page per command.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +217,7 @@ fn main() -> ExitCode {
         } => push::run(&file, &connection, json),
         Command::Status { connection, json } => status::run(&connection, json),
         Command::Rollback { connection, json } => rollback::run(&connection, json),
+        Command::Manpages { dir } => gatewayd::manpages::write(Cli::command(), &dir).map(drop),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

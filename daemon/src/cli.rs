@@ -51,6 +51,13 @@ Examples:
 The config is annotated in packaging/gatewayd.toml. Push an app with
 `gatewayctl push bundle app.bundle`; see `gatewayctl --help`.")]
     Serve(ServeArgs),
+    /// Write man pages for gatewayd and its commands into DIR (used by
+    /// packaging/build.sh).
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write `gatewayd.1` and one page per command.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -31,7 +31,8 @@
 //!   and knows no trigger.
 //! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
 //!   messages ([`admin::api`]) are shared with gatewayctl.
-//! - [`logging`] formats log lines (text, journald priorities, JSON).
+//! - [`logging`] formats log lines (text, journald priorities, JSON);
+//!   [`manpages`] writes man pages from the command-line definitions.
 //! - [`systemd`] speaks sd_notify and feeds the watchdog while every heart
 //!   of [`liveness`] beats; [`shutdown`] is graceful shutdown as a
 //!   value; [`state_dir`], [`runtime_config`] and [`tls`] are what their
@@ -46,6 +47,7 @@ pub mod executor;
 pub mod host;
 pub mod liveness;
 pub mod logging;
+pub mod manpages;
 pub mod runtime;
 pub mod runtime_config;
 pub mod serve;

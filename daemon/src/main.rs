@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use gatewayd::cli::{Cli, Command};
 
 fn main() -> ExitCode {
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => gatewayd::up::run(*args).await,
             Command::Serve(args) => gatewayd::serve::run(args.config).await,
+            Command::Manpages { dir } => gatewayd::manpages::write(Cli::command(), &dir).map(drop),
         }
     });
     // Instances still alive are dropped with the runtime, below.

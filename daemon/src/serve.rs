@@ -84,10 +84,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         }
         _ => "no app installed".to_string(),
     };
-    crate::systemd::notify(&format!(
-        "READY=1\nSTATUS=serving {serving} on http://{}",
-        listeners.address()
-    ));
+    crate::systemd::notify_serving("READY=1\n", serving, Some(listeners.address()));
+    crate::systemd::refresh_status();
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout, liveness).await;

@@ -12,8 +12,10 @@
 //! listens on such a socket too, so tests wait for the same readiness a
 //! supervisor does.
 
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd as _, OwnedFd};
 use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::liveness::Liveness;
@@ -31,6 +33,67 @@ pub fn notify(state: &str) {
             path.to_string_lossy()
         );
     }
+}
+
+/// The line `systemctl status` shows: what is served (set at start-up and
+/// by every switch), where, and how many HTTP requests have been answered.
+struct StatusLine {
+    serving: String,
+    address: Option<SocketAddr>,
+}
+
+static STATUS: Mutex<StatusLine> = Mutex::new(StatusLine {
+    serving: String::new(),
+    address: None,
+});
+
+impl StatusLine {
+    fn render(&self) -> String {
+        let mut line = format!("serving {}", self.serving);
+        if let Some(address) = self.address {
+            line.push_str(&format!(" on http://{address}"));
+        }
+        let served = crate::trigger::http::requests_served();
+        if served > 0 {
+            line.push_str(&format!("; {served} requests served"));
+        }
+        line
+    }
+}
+
+/// Sends `state` (assignments, each ending in a newline, or nothing) with
+/// the status line, which now says it serves `serving` (and on `address`,
+/// if given: it stays for later lines).
+pub fn notify_serving(state: &str, serving: String, address: Option<SocketAddr>) {
+    let line = {
+        let mut status = STATUS.lock().unwrap_or_else(|e| e.into_inner());
+        status.serving = serving;
+        if address.is_some() {
+            status.address = address;
+        }
+        status.render()
+    };
+    notify(&format!("{state}STATUS={line}"));
+}
+
+/// With a service manager listening, repeats the status line every 2 s
+/// while the request count moves, so `systemctl status` shows it.
+pub fn refresh_status() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    tokio::spawn(async {
+        let mut reported = crate::trigger::http::requests_served();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let served = crate::trigger::http::requests_served();
+            if served != reported {
+                reported = served;
+                let line = STATUS.lock().unwrap_or_else(|e| e.into_inner()).render();
+                notify(&format!("STATUS={line}"));
+            }
+        }
+    });
 }
 
 /// systemd's watchdog, if the unit asks for one (`WatchdogSec=`, which sets

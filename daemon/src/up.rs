@@ -33,11 +33,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let triggers = Triggers::new(slots.clone());
     triggers.switch(&loaded);
     print_banner(&loaded.app, listeners.address(), &loaded.http_apps[0]);
-    crate::systemd::notify(&format!(
-        "READY=1\nSTATUS=serving app \"{}\" on http://{}",
-        loaded.app.name,
-        listeners.address()
-    ));
+    crate::systemd::notify_serving(
+        "READY=1\n",
+        format!("app \"{}\"", loaded.app.name),
+        Some(listeners.address()),
+    );
+    crate::systemd::refresh_status();
 
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();

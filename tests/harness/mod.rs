@@ -199,6 +199,12 @@ impl Gateway {
         let notify_dir = tempfile::tempdir().expect("temp dir");
         let notify_path = notify_dir.path().join("notify");
         let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+        // Reachable by a gateway that runs as another user (the installed
+        // package's test runs it as user gatewayd).
+        use std::os::unix::fs::PermissionsExt as _;
+        for (path, mode) in [(notify_dir.path(), 0o755), (notify_path.as_path(), 0o777)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         notify
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();

@@ -105,9 +105,22 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener> {
         );
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("binding the admin socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    // Bound under a private name, given its mode, then renamed into place:
+    // no client can reach it while it has the looser bits the umask left.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let staging = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)
+        .with_context(|| format!("binding the admin socket {}", staging.display()))?;
+    let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::rename(&staging, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e).with_context(|| format!("placing the admin socket at {}", path.display()));
+    }
     tracing::info!("admin API on {} (mode {mode:o})", path.display());
     Ok(listener)
 }
@@ -328,6 +341,26 @@ mod tests {
                 message: "why".into(),
             });
             assert_eq!(response.status(), status, "{kind:?}");
+        }
+    }
+
+    /// The socket appears at its path with its mode already set, replaces a
+    /// stale one, and leaves no staging name behind.
+    #[tokio::test]
+    async fn the_socket_appears_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        for _ in 0..2 {
+            let listener = bind(&path, 0o660).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o660);
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["admin.sock"]);
+            drop(listener);
         }
     }
 }

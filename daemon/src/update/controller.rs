@@ -435,11 +435,11 @@ impl Controller {
     ) {
         crate::systemd::notify("RELOADING=1");
         let serving = format!(
-            "STATUS=serving app \"{}\" version {} (generation {generation})",
+            "app \"{}\" version {} (generation {generation})",
             manifest.app, manifest.version
         );
         self.switch(state, generation, manifest, loaded);
-        crate::systemd::notify(&format!("READY=1\n{serving}"));
+        crate::systemd::notify_serving("READY=1\n", serving, None);
     }
 
     fn persist(&self, current: u64, previous: Option<u64>) -> Result<(), Rejection> {

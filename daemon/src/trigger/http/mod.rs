@@ -36,7 +36,7 @@ use crate::app::{App, HttpHandler, StaticResponse};
 use crate::executor::Executor;
 pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
 use router::Router;
-pub use server::{Listeners, serve};
+pub use server::{Listeners, requests_served, serve};
 pub use slot::AppSlot;
 
 /// Options of the HTTP trigger.

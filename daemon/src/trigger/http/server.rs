@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -20,6 +21,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::slot::AppSlot;
 use crate::liveness::Liveness;
 use crate::shutdown::Shutdown;
+
+/// HTTP requests answered since the process started, on every listener
+/// (for the service manager's status line).
+static REQUESTS_SERVED: AtomicU64 = AtomicU64::new(0);
+
+pub fn requests_served() -> u64 {
+    REQUESTS_SERVED.load(Ordering::Relaxed)
+}
 
 /// The listening sockets, bound and listening before any thread serves, so
 /// connections are queued from the moment the banner is printed.
@@ -190,10 +199,12 @@ async fn serve_one(
         let service = hyper::service::service_fn(move |request| {
             let app = slot.get();
             async move {
-                Ok::<_, Infallible>(match app {
+                let response = match app {
                     Some(app) => app.handle(request, client, listen).await,
                     None => super::no_app_response(),
-                })
+                };
+                REQUESTS_SERVED.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, Infallible>(response)
             }
         });
         let connection = hyper::server::conn::http1::Builder::new()

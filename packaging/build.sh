@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Builds gatewayd's packages, one .deb (Debian, Ubuntu, Raspberry Pi OS:
+# systemd) and one .ipk (OpenWrt's opkg: procd) per architecture, from one
+# static build of gatewayd and gatewayctl per architecture.
+#
+#   bash packaging/build.sh                   # amd64 arm64 riscv64 armhf
+#   bash packaging/build.sh arm64 armhf       # some of them
+#   bash packaging/build.sh --profile qemu    # package CI's quicker builds
+#
+# Writes ${CARGO_TARGET_DIR:-target}/packages/gatewayd_<version>_<arch>.deb
+# and .ipk and prints each with its size. The binaries are static (glibc's
+# crt-static, set in cross/cargo-config.toml): one build runs on any Debian
+# release, on board images whose glibc is older than a dynamic build needs,
+# and on musl systems such as OpenWrt. Archives are reproducible: owners,
+# order and times are fixed (SOURCE_DATE_EPOCH, the last commit's time).
+#
+# .ipk Architecture names are OpenWrt's generic ones for each CPU family;
+# opkg installs only names listed in the board's opkg.conf, so set
+# IPK_ARCH_<arch> (e.g. IPK_ARCH_arm64=aarch64_cortex-a53) to match a feed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+}
+
+profile=board
+arches=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile)
+      [ $# -ge 2 ] || { echo "packaging/build.sh: --profile needs a cargo profile name" >&2; exit 2; }
+      profile=$2
+      shift 2
+      ;;
+    -h | --help) usage; exit 0 ;;
+    amd64 | arm64 | riscv64 | armhf) arches+=("$1"); shift ;;
+    *)
+      echo "packaging/build.sh: unknown architecture or option '$1' (architectures: amd64 arm64 riscv64 armhf)" >&2
+      exit 2
+      ;;
+  esac
+done
+[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64 riscv64 armhf)
+
+triple_of() {
+  case "$1" in
+    amd64) echo x86_64-unknown-linux-gnu ;;
+    arm64) echo aarch64-unknown-linux-gnu ;;
+    riscv64) echo riscv64gc-unknown-linux-gnu ;;
+    armhf) echo armv7-unknown-linux-gnueabihf ;;
+  esac
+}
+ipk_arch_of() {
+  case "$1" in
+    amd64) echo "${IPK_ARCH_amd64:-x86_64}" ;;
+    arm64) echo "${IPK_ARCH_arm64:-aarch64_generic}" ;;
+    riscv64) echo "${IPK_ARCH_riscv64:-riscv64_riscv64}" ;;
+    armhf) echo "${IPK_ARCH_armhf:-arm_cortex-a7_neon-vfpv4}" ;;
+  esac
+}
+# How to run a binary of ARCH on this x86_64 machine (for its man pages).
+runner_of() {
+  case "$1" in
+    amd64) ;;
+    arm64) echo qemu-aarch64-static ;;
+    riscv64) echo qemu-riscv64-static ;;
+    armhf) echo qemu-arm-static ;;
+  esac
+}
+
+# The binutils that strip ARCH's binaries (from the cross gcc packages).
+strip_of() {
+  case "$1" in
+    amd64) echo strip ;;
+    arm64) echo aarch64-linux-gnu-strip ;;
+    riscv64) echo riscv64-linux-gnu-strip ;;
+    armhf) echo arm-linux-gnueabihf-strip ;;
+  esac
+}
+
+version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+changelog_version=$(sed -n '1s/^gatewayd (\([^)]*\)).*/\1/p' packaging/deb/changelog)
+if [ "$version" != "$changelog_version" ]; then
+  echo "packaging/build.sh: Cargo.toml's version is $version but the newest entry of packaging/deb/changelog is $changelog_version: add an entry for $version" >&2
+  exit 1
+fi
+maintainer=$(sed -n 's/^ -- \(.*>\)  .*/\1/p' packaging/deb/changelog | head -1)
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+
+bash cross/setup.sh
+target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+profile_dir=$profile
+[ "$profile" != dev ] || profile_dir=debug
+out="$target_dir/packages"
+mkdir -p "$out"
+
+targets=()
+for arch in "${arches[@]}"; do targets+=("--target=$(triple_of "$arch")"); done
+started=$(date +%s)
+cargo --config cross/cargo-config.toml build --profile "$profile" --no-default-features \
+  --bin gatewayd --bin gatewayctl "${targets[@]}"
+echo "packaging/build.sh: binaries built in $(($(date +%s) - started))s"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A gzip'd tar of DIR's contents with fixed owners, order and times.
+archive() {
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+    --format=gnu -C "$2" -cf - . | gzip -9n >"$1"
+}
+
+bins_of() { echo "$target_dir/$(triple_of "$1")/$profile_dir"; }
+
+# Refuses a dynamically linked binary: the packages promise static ones.
+for arch in "${arches[@]}"; do
+  for bin in gatewayd gatewayctl; do
+    if readelf -l "$(bins_of "$arch")/$bin" | grep -q 'program interpreter'; then
+      echo "packaging/build.sh: $(bins_of "$arch")/$bin is dynamically linked; cross/cargo-config.toml should make it static (crt-static)" >&2
+      exit 1
+    fi
+  done
+done
+
+# Man pages, from the first architecture's binaries (the same on all).
+first=${arches[0]}
+for bin in gatewayd gatewayctl; do
+  $(runner_of "$first") "$(bins_of "$first")/$bin" manpages "$work/man"
+done
+for page in "$work"/man/*.1; do gzip -9n "$page"; done
+
+# gatewayd and gatewayctl of ARCH into ROOT/usr/bin, stripped (the board
+# profile strips already; the test profiles keep symbols).
+install_binaries() {
+  local arch=$1 root=$2 bin
+  for bin in gatewayd gatewayctl; do
+    install -D -m 0755 "$(bins_of "$arch")/$bin" "$root/usr/bin/$bin"
+    "$(strip_of "$arch")" --strip-unneeded --remove-section=.comment "$root/usr/bin/$bin"
+  done
+}
+
+deb() {
+  local arch=$1 root="$work/deb-$1"
+  install_binaries "$arch" "$root"
+  install -D -m 0644 packaging/gatewayd.service "$root/usr/lib/systemd/system/gatewayd.service"
+  install -D -m 0644 packaging/gatewayd.socket "$root/usr/lib/systemd/system/gatewayd.socket"
+  install -D -m 0644 packaging/gatewayd.toml "$root/etc/gatewayd/gatewayd.toml"
+  install -d -m 0755 "$root/usr/share/man/man1"
+  install -m 0644 "$work"/man/*.1.gz "$root/usr/share/man/man1/"
+  install -D -m 0644 packaging/deb/copyright "$root/usr/share/doc/gatewayd/copyright"
+  gzip -9n -c packaging/deb/changelog >"$root/usr/share/doc/gatewayd/changelog.gz"
+  chmod 0644 "$root/usr/share/doc/gatewayd/changelog.gz"
+  install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/gatewayd"
+
+  install -d -m 0755 "$root/DEBIAN"
+  install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$root/DEBIAN/"
+  echo /etc/gatewayd/gatewayd.toml >"$root/DEBIAN/conffiles"
+  (cd "$root" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
+  local size
+  size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+  cat >"$root/DEBIAN/control" <<EOF
+Package: gatewayd
+Version: $version
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $size
+Depends: adduser
+Section: net
+Priority: optional
+Description: WebAssembly edge gateway: runs Spin apps on small Linux boards
+ gatewayd runs WebAssembly components (the component model, WASI 0.2 and
+ 0.3) as isolated microservices, from Spin apps (spin.toml): HTTP routes,
+ Redis channels and MQTT topics, each event in a fresh instance with memory
+ and CPU-time limits. Apps arrive as signed bundles pushed with gatewayctl
+ and switch atomically after a health check, with rollback.
+ .
+ This package runs gatewayd as a hardened systemd service (user gatewayd,
+ state in /var/lib/gatewayd, admin socket /run/gatewayd/admin.sock).
+EOF
+  chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$out/gatewayd_${version}_$arch.deb" >/dev/null
+}
+
+ipk() {
+  local arch=$1 root="$work/ipk-$1/data" control="$work/ipk-$1/control"
+  install_binaries "$arch" "$root"
+  install -D -m 0755 packaging/gatewayd.init "$root/etc/init.d/gatewayd"
+  # OpenWrt keeps /var in RAM: state on flash in /opt, the socket in /var/run.
+  install -d -m 0755 "$root/etc/gatewayd"
+  sed -e 's|^state_dir = "/var/lib/gatewayd"|state_dir = "/opt/gatewayd"|' \
+    -e 's|^socket = "/run/gatewayd/admin.sock"|socket = "/var/run/gatewayd/admin.sock"|' \
+    packaging/gatewayd.toml >"$root/etc/gatewayd/gatewayd.toml"
+  chmod 0644 "$root/etc/gatewayd/gatewayd.toml"
+
+  install -d -m 0755 "$control"
+  install -m 0755 packaging/ipk/postinst packaging/ipk/prerm "$control/"
+  echo /etc/gatewayd/gatewayd.toml >"$control/conffiles"
+  # OpenWrt's feeds count Installed-Size in bytes.
+  local size
+  size=$(du -sb "$root" | cut -f1)
+  cat >"$control/control" <<EOF
+Package: gatewayd
+Version: $version
+Architecture: $(ipk_arch_of "$arch")
+Maintainer: $maintainer
+Installed-Size: $size
+Section: net
+License: Apache-2.0
+Description: WebAssembly edge gateway: runs Spin apps (HTTP, Redis, MQTT
+ triggers; signed bundle updates) under procd. Static binaries.
+EOF
+  chmod 0644 "$control/control" "$control/conffiles"
+  printf '2.0\n' >"$work/ipk-$arch/debian-binary"
+  archive "$work/ipk-$arch/control.tar.gz" "$control"
+  archive "$work/ipk-$arch/data.tar.gz" "$root"
+  local file="$out/gatewayd_${version}_$arch.ipk"
+  rm -f "$file"
+  (cd "$work/ipk-$arch" && ar rcD "$file" debian-binary control.tar.gz data.tar.gz)
+}
+
+for arch in "${arches[@]}"; do
+  deb "$arch"
+  ipk "$arch"
+  for file in "$out/gatewayd_${version}_$arch".{deb,ipk}; do
+    printf '%s  %6.2f MiB\n' "$file" "$(awk -v s="$(stat -c %s "$file")" 'BEGIN { print s / 1048576 }')"
+  done
+done
