@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 
 use crate::app::App;
 use crate::engine::Engines;
@@ -66,9 +66,19 @@ impl PreparedComponent {
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        // Yield to the scheduler at every epoch tick: a busy guest cannot starve
-        // other requests, and a deadline that fires can stop it.
-        store.epoch_deadline_async_yield_and_update(1);
+        // Yield to the scheduler at every epoch tick, so a busy guest cannot
+        // starve other requests and a deadline that fires can stop it. Through
+        // tokio's own yield: it has the runtime poll its timers and sockets
+        // before the guest runs on. wasmtime's plain yield wakes the task at
+        // once, and tokio polls its driver only every 61 task polls: a
+        // looping guest then held back deadlines and its thread's other
+        // connections for 61 ticks (~0.6 s).
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         store.set_epoch_deadline(1);
         Ok(store)
     }
