@@ -66,6 +66,38 @@ fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
     );
 }
 
+/// Compiled code is loaded only from folders nobody else can write: a cache
+/// entry made writable by others (after a first start made it) stops the
+/// next start, naming the file; the daemon makes its own files private.
+#[test]
+fn a_code_file_others_can_write_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let state = tempfile::tempdir().unwrap();
+    let app = examples().join("hello");
+    let options = || Options {
+        state_dir: Some(state.path()),
+        ..Options::default()
+    };
+    drop(Gateway::start_with(&app, options()));
+    let entry = std::fs::read_dir(state.path().join("cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "cache entry made with mode {mode:o}");
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let error = Gateway::try_start(&app, options())
+        .err()
+        .expect("started with a cache entry others can write");
+    assert!(
+        error.contains(&entry.display().to_string())
+            && error.contains("not writable by group or others"),
+        "{error}"
+    );
+}
+
 /// Runs `gatewayd up` on a manifest written from `toml` and returns its stderr.
 fn start_error(toml: &str, files: &[(&str, &[u8])]) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -88,12 +88,63 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         dir.display(),
         meta.mode() & 0o777
     );
+    // Below it, everything code is loaded from: compiled code, and the
+    // generations whose bundles may ship some. A sub-folder or file left
+    // writable by others (made under a loose umask, or changed since) could
+    // have its code swapped.
+    for tree in ["cache", "generations"] {
+        for entry in walkdir::WalkDir::new(dir.join(tree)).follow_links(false) {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) => {
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+            };
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            anyhow::ensure!(
+                meta.uid() == uid && meta.mode() & 0o022 == 0,
+                "{} in the state dir belongs to uid {} with mode {:o}: everything the daemon loads \
+                 code from must be this user's ({uid}) and not writable by group or others \
+                 (chown -R and chmod -R go-w {})",
+                entry.path().display(),
+                meta.uid(),
+                meta.mode() & 0o777,
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_folders_below_the_state_dir_must_be_private_too() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_private_dir(&state).unwrap();
+        let entry = state.join("cache/x.cwasm");
+        std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+        std::fs::write(&entry, b"code").unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).unwrap();
+        ensure_private_dir(&state).unwrap();
+        for (path, mode) in [(entry.clone(), 0o666), (state.join("cache"), 0o777)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = format!("{:#}", ensure_private_dir(&state).unwrap_err());
+            assert!(
+                error.contains(&path.display().to_string()) && error.contains("not writable"),
+                "{error}"
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        ensure_private_dir(&state).unwrap();
+    }
 
     #[test]
     fn an_app_name_never_leaves_the_state_dir() {

@@ -56,6 +56,10 @@ impl Runtime {
     /// Builds the engines (and starts their epoch ticker), opens the code
     /// cache in the state dir, and makes the process-wide resources.
     pub fn start(options: RuntimeOptions) -> Result<Self> {
+        // What the daemon creates is its own: compiled code, app files,
+        // key-value stores (the admin socket's mode is set explicitly).
+        // SAFETY: umask has no preconditions and cannot fail.
+        unsafe { libc::umask(0o077) };
         crate::state_dir::ensure_private_dir(&options.state_dir)?;
         let (engines, description) = engine::build(&options.engine)?;
         tracing::info!("engine ready: {description}");
