@@ -150,6 +150,28 @@ async fn shipped_code_that_fits_is_used_without_compiling() {
     );
 }
 
+/// `[update] accept_precompiled = false`: a signing key then cannot bring
+/// native code; the gateway compiles the bundle's WebAssembly itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_told_to_refuse_shipped_code_compiles_instead() {
+    let service = Service::new();
+    service.append_config("[update]\naccept_precompiled = false\n");
+    let gw = service.start();
+    let bundle = service.bundle_with("1.0.0", "release", &["--target", X86_64]);
+    ok(&service.push(&bundle));
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    assert!(
+        gw.wait_for_log(
+            "not using the code precompiled in the bundle ([update] accept_precompiled = false)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        gw.logs()
+    );
+    assert!(!gw.logs().contains("using the code precompiled for"));
+    assert_eq!(service.status()["components"][0]["from"], "compiled");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn code_for_another_board_is_refused_with_the_reason_and_compiled_here() {
     let service = Service::new();

@@ -29,6 +29,8 @@ pub struct Config {
     /// The optional TCP admin listener (HTTPS, bearer tokens).
     pub admin_tcp: Option<AdminTcp>,
     pub allow_downgrade: bool,
+    /// `[update] accept_precompiled`: use code precompiled in bundles.
+    pub accept_precompiled: bool,
     /// How long a new generation's health check may take.
     pub health_timeout: Duration,
     /// Largest bundle upload accepted.
@@ -140,6 +142,7 @@ struct RawAdmin {
 struct RawUpdate {
     #[serde(default)]
     allow_downgrade: bool,
+    accept_precompiled: Option<bool>,
     max_bundle_size: Option<String>,
     health_timeout: Option<String>,
 }
@@ -276,6 +279,7 @@ impl Config {
             admin_socket_mode,
             admin_tcp,
             allow_downgrade: raw.update.allow_downgrade,
+            accept_precompiled: raw.update.accept_precompiled.unwrap_or(true),
             health_timeout: duration(
                 "update.health_timeout",
                 raw.update.health_timeout.as_deref(),

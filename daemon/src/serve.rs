@@ -12,7 +12,7 @@ use crate::host::outbound_http::publish_self_address;
 use crate::runtime::{Runtime, RuntimeOptions, Triggers};
 use crate::shutdown::{self, Signals};
 use crate::trigger::http::{self, AppSlot};
-use crate::update::controller::Controller;
+use crate::update::controller::{Controller, UpdatePolicy};
 use crate::update::generations::Generations;
 use crate::update::keys::TrustedKeys;
 
@@ -37,8 +37,11 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         runtime,
         generations,
         keys,
-        config.allow_downgrade,
-        config.health_timeout,
+        UpdatePolicy {
+            allow_downgrade: config.allow_downgrade,
+            health_timeout: config.health_timeout,
+            accept_precompiled: config.accept_precompiled,
+        },
         Triggers::new(slots.clone()),
     ));
     controller.start_installed().await?;

@@ -26,15 +26,25 @@ use crate::runtime::{Loaded, Runtime, Triggers};
 /// (for a crash test to kill the process there).
 const PAUSE_ENV: &str = "GATEWAYD_TEST_PAUSE_AT";
 
+/// The `[update]` rules a bundle must meet.
+pub struct UpdatePolicy {
+    /// Accept a version not greater than the installed one.
+    pub allow_downgrade: bool,
+    /// How long a generation's health check may take (a start function
+    /// that loops must not wedge the update lock).
+    pub health_timeout: Duration,
+    /// Take code precompiled in a bundle into the cache. Such code runs as
+    /// native code, so with it a signing key is code execution on the
+    /// board; without it the gateway compiles every component itself.
+    pub accept_precompiled: bool,
+}
+
 pub struct Controller {
     runtime: Runtime,
     generations: Generations,
     keys: TrustedKeys,
     limits: Limits,
-    allow_downgrade: bool,
-    /// How long a generation's health check may take (a start function
-    /// that loops must not wedge the update lock).
-    health_timeout: Duration,
+    policy: UpdatePolicy,
     triggers: Triggers,
     started: Instant,
     state: tokio::sync::Mutex<State>,
@@ -82,8 +92,7 @@ impl Controller {
         runtime: Runtime,
         generations: Generations,
         keys: TrustedKeys,
-        allow_downgrade: bool,
-        health_timeout: Duration,
+        policy: UpdatePolicy,
         triggers: Triggers,
     ) -> Self {
         Self {
@@ -91,8 +100,7 @@ impl Controller {
             generations,
             keys,
             limits: Limits::default(),
-            allow_downgrade,
-            health_timeout,
+            policy,
             triggers,
             started: Instant::now(),
             state: tokio::sync::Mutex::default(),
@@ -205,7 +213,7 @@ impl Controller {
             check_version(
                 &running.manifest.version,
                 &manifest.version,
-                self.allow_downgrade,
+                self.policy.allow_downgrade,
             )?;
         }
 
@@ -361,9 +369,16 @@ impl Controller {
         })?;
         confine_to_bundle(&app, &root).map_err(|e| reject(RejectionKind::Invalid, e))?;
         let runtime = &self.runtime;
-        tokio::task::block_in_place(|| {
-            super::shipped_code::adopt(&runtime.engines, &runtime.cache, &manifest, &root)
-        });
+        if self.policy.accept_precompiled {
+            tokio::task::block_in_place(|| {
+                super::shipped_code::adopt(&runtime.engines, &runtime.cache, &manifest, &root)
+            });
+        } else if !manifest.precompiled.is_empty() {
+            tracing::info!(
+                "not using the code precompiled in the bundle ([update] accept_precompiled = \
+                 false): compiling every component here"
+            );
+        }
         let loaded = runtime.load_app(app, &[]).await.map_err(|e| {
             reject(
                 RejectionKind::Invalid,
@@ -412,13 +427,13 @@ impl Controller {
     /// bundle's health route answers 2xx), within `health_timeout`.
     async fn health_check(&self, loaded: &Loaded, manifest: &BundleManifest) -> Result<()> {
         let route = manifest.health_route.as_deref();
-        tokio::time::timeout(self.health_timeout, loaded.health_check(route))
+        tokio::time::timeout(self.policy.health_timeout, loaded.health_check(route))
             .await
             .map_err(|_| {
                 anyhow::anyhow!(
                     "it took longer than [update] health_timeout ({:?}): a start function \
                      that does not return?",
-                    self.health_timeout
+                    self.policy.health_timeout
                 )
             })?
     }
