@@ -141,6 +141,48 @@ async fn keys_and_values_over_the_limits_are_refused() {
     }
 }
 
+/// An embedded store is bounded in keys and in bytes: a component that
+/// keeps writing gets an error naming the limit, and what it stored stays
+/// readable (and deletable, which makes room again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_store_refuses_more_and_keeps_what_it_has() {
+    let state = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_with(
+        &kv_app(),
+        Options {
+            state_dir: Some(state.path()),
+            args: &[
+                "--key-value-max-keys",
+                "3",
+                "--key-value-max-store-size",
+                "2KiB",
+            ],
+            ..Options::default()
+        },
+    );
+    for key in ["a", "b", "c"] {
+        let url = gw.url(&format!("/v7/default/set/{key}"));
+        assert_eq!(put(&url, b"1".to_vec()).await.0, 200);
+    }
+    for sdk in ["v5", "v7"] {
+        let (status, body) = put(&gw.url(&format!("/{sdk}/default/set/d")), b"1".to_vec()).await;
+        assert_eq!(status, 500, "{sdk}: {body}");
+        assert!(
+            body.contains("the store is full: it holds 3 keys"),
+            "{sdk}: {body}"
+        );
+    }
+    let (status, body) = put(&gw.url("/v7/default/set/a"), vec![b'x'; 2048]).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("its limit is 2048"), "{body}");
+    assert_eq!(get(&gw.url("/v5/default/get/a")).await, (200, "1".into()));
+    assert_eq!(get(&gw.url("/v7/default/delete/b")).await.0, 200);
+    assert_eq!(
+        put(&gw.url("/v7/default/set/d"), b"1".to_vec()).await.0,
+        200
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seeded_values_survive_restarts() {
     let state = tempfile::tempdir().unwrap();

@@ -108,6 +108,14 @@ pub struct UpArgs {
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
     pub key_value_max_value_size: u64,
 
+    /// Most keys one embedded key-value store may hold.
+    #[arg(long, default_value_t = 100_000)]
+    pub key_value_max_keys: u64,
+
+    /// Most bytes (keys plus values) one embedded key-value store may hold.
+    #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+    pub key_value_max_store_size: u64,
+
     /// Set a key in the app's default key-value store before serving (repeatable).
     #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub key_value: Vec<(String, String)>,

@@ -41,6 +41,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `[limits] key_value_max_value_size`.
     pub key_value_max_value_size: u64,
+    /// `[limits] key_value_max_keys, key_value_max_store_size`.
+    pub key_value_quota: crate::host::key_value::StoreQuota,
     /// `[limits] max_instance_reuse_count, max_instance_concurrent_reuse_count`.
     pub reuse: ReusePolicy,
     /// `[app]`: what `gatewayd up` takes as flags for the app.
@@ -155,6 +157,8 @@ struct RawLimits {
     max_instances: Option<u32>,
     drain_timeout: Option<String>,
     key_value_max_value_size: Option<String>,
+    key_value_max_keys: Option<u64>,
+    key_value_max_store_size: Option<String>,
     max_instance_reuse_count: Option<usize>,
     max_instance_concurrent_reuse_count: Option<usize>,
 }
@@ -302,6 +306,14 @@ impl Config {
                 raw.limits.key_value_max_value_size.as_deref(),
                 "1MiB",
             )?,
+            key_value_quota: crate::host::key_value::StoreQuota {
+                max_keys: raw.limits.key_value_max_keys.unwrap_or(100_000),
+                max_bytes: bytes(
+                    "limits.key_value_max_store_size",
+                    raw.limits.key_value_max_store_size.as_deref(),
+                    "64MiB",
+                )?,
+            },
             reuse: reuse_policy(&raw.limits, &key)?,
             app: AppSettings {
                 variables_file: raw.app.variables_file,

@@ -12,7 +12,7 @@ use crate::app::variables::CommandLineValues;
 use crate::cli::UpArgs;
 use crate::config::Config;
 use crate::engine::EngineSettings;
-use crate::host::key_value::KeyValueLimits;
+use crate::host::key_value::{KeyValueLimits, StoreQuota};
 use crate::runtime_config::RuntimeConfig;
 use crate::trigger::http::ReusePolicy;
 
@@ -75,6 +75,10 @@ impl RuntimeOptions {
             key_value_limits: KeyValueLimits {
                 max_value_size: usize::try_from(args.key_value_max_value_size)
                     .unwrap_or(usize::MAX),
+                quota: StoreQuota {
+                    max_keys: args.key_value_max_keys,
+                    max_bytes: args.key_value_max_store_size,
+                },
             },
             variables: CommandLineValues::parse(&args.variables)?,
             environment: args.env.clone(),
@@ -104,6 +108,7 @@ impl RuntimeOptions {
             key_value_limits: KeyValueLimits {
                 max_value_size: usize::try_from(config.key_value_max_value_size)
                     .unwrap_or(usize::MAX),
+                quota: config.key_value_quota,
             },
             variables,
             environment: app.environment.clone(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
+use super::store::SetError;
 use super::{Failure, SqliteStore, blocking};
 
 #[derive(Clone)]
@@ -65,7 +66,11 @@ impl Backend {
         match self {
             Backend::Sqlite(s) => {
                 let s = s.clone();
-                blocking(move || s.set(&key, &value)).await
+                match blocking(move || Ok(s.set(&key, &value))).await? {
+                    Ok(()) => Ok(()),
+                    Err(SetError::Full(why)) => Err(Failure::Other(why)),
+                    Err(SetError::Storage(e)) => Err(Failure::from(e)),
+                }
             }
             Backend::Redis(r) => r.query(redis::cmd("SET").arg(key).arg(value)).await,
         }

@@ -6,7 +6,9 @@
 //! Opening a label the component was not granted is `access-denied`; a
 //! granted label with no configured store is `no-such-store`. The `default`
 //! store is an embedded SQLite file in the state dir ([`store`]). Keys are at
-//! most 255 bytes and values at most [`KeyValueLimits::max_value_size`].
+//! most 255 bytes and values at most [`KeyValueLimits::max_value_size`]; an
+//! embedded store holds at most [`KeyValueLimits::quota`] (a Redis server
+//! bounds its own).
 
 mod backend;
 mod store;
@@ -21,7 +23,7 @@ use anyhow::Result;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 pub use backend::{Backend, RedisStore};
-pub use store::SqliteStore;
+pub use store::{SqliteStore, StoreQuota};
 
 use super::{Capability, Grantee, HostState};
 
@@ -41,12 +43,18 @@ pub const MAX_KEY_SIZE: usize = 255;
 pub struct KeyValueLimits {
     /// Largest value, in bytes.
     pub max_value_size: usize,
+    /// What one embedded store may hold.
+    pub quota: StoreQuota,
 }
 
 impl Default for KeyValueLimits {
     fn default() -> Self {
         Self {
             max_value_size: 1 << 20,
+            quota: StoreQuota {
+                max_keys: 100_000,
+                max_bytes: 64 << 20,
+            },
         }
     }
 }
@@ -72,9 +80,12 @@ impl Stores {
             let backend = match configured.get(label) {
                 Some(StoreLocation::Redis(url)) => Backend::Redis(Arc::new(RedisStore::new(url)?)),
                 Some(StoreLocation::Sqlite(Some(path))) => {
-                    Backend::Sqlite(SqliteStore::open(path)?)
+                    Backend::Sqlite(SqliteStore::open(path, limits.quota)?)
                 }
-                _ => Backend::Sqlite(SqliteStore::open(&dir.join(format!("{label}.db")))?),
+                _ => Backend::Sqlite(SqliteStore::open(
+                    &dir.join(format!("{label}.db")),
+                    limits.quota,
+                )?),
             };
             by_label.insert(label.to_string(), backend);
         }
