@@ -137,3 +137,24 @@ async fn qos_1_waits_for_the_broker_acknowledgement() {
         "returned after {waited:?}"
     );
 }
+
+/// Messages past rumqttc's default 10 KiB packet limit are published, up to
+/// gatewayd's own limit; a larger one is an error for the guest naming the
+/// limit, and the connection keeps working for the next message (a QoS 1
+/// publish that could not be encoded used to wedge it).
+#[tokio::test(flavor = "multi_thread")]
+async fn large_messages_publish_up_to_the_limit_and_beyond_is_an_error() {
+    let broker = MosquittoBroker::start();
+    let gw = Gateway::start(&mqtt_app());
+    let address = broker.address();
+    for sdk in ["v5", "v7"] {
+        let (status, body) = publish(&gw, sdk, 1, "gw/big", &address, &[b'x'; 20 << 10]).await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "{sdk}: 20 KiB");
+        let (status, body) =
+            publish(&gw, sdk, 1, "gw/big", &address, &vec![b'x'; (1 << 20) + 1]).await;
+        assert_eq!(status, 502, "{sdk}: {body}");
+        assert!(body.contains("the limit is 1048576"), "{sdk}: {body}");
+        let (status, body) = publish(&gw, sdk, 1, "gw/after", &address, b"small").await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "{sdk}: after");
+    }
+}

@@ -32,6 +32,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued towards one broker before `publish` waits (backpressure).
 const QUEUE_CAPACITY: usize = 1000;
+/// Largest message a component may publish (topic plus payload), in bytes.
+/// rumqttc's own default (10 KiB) is too small for real payloads, and a
+/// packet over its limit is never sent, so every publish is checked here.
+pub const MAX_PUBLISH_SIZE: usize = 1 << 20;
+/// A PUBLISH packet's framing beyond topic and payload: fixed header (up to
+/// 5 bytes), topic length (2), packet id (2).
+const PUBLISH_FRAMING: usize = 9;
+/// Largest packet taken from the broker: on a publish-only connection, only
+/// acknowledgements and pings come in.
+const MAX_INCOMING_PACKET: usize = 16 << 10;
 
 /// What makes two connections interchangeable: address, credentials and
 /// keep-alive.
@@ -98,6 +108,7 @@ impl MqttConnections {
         );
         let mut options = MqttOptions::new(id, &host, port);
         options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
+        options.set_max_packet_size(MAX_INCOMING_PACKET, MAX_PUBLISH_SIZE + PUBLISH_FRAMING);
         if !username.is_empty() {
             options.set_credentials(username, password);
         }
@@ -197,6 +208,12 @@ impl MqttConnection {
         if topic.is_empty() || topic.contains(['+', '#']) {
             return Err(Failure::Other(format!(
                 "\"{topic}\" is not a topic to publish on (empty or has a wildcard)"
+            )));
+        }
+        let size = topic.len() + payload.len();
+        if size > MAX_PUBLISH_SIZE {
+            return Err(Failure::Other(format!(
+                "the message is {size} bytes (topic and payload); the limit is {MAX_PUBLISH_SIZE}"
             )));
         }
         let acked = self
