@@ -66,7 +66,7 @@ async fn serve_honours_the_app_settings_of_its_config() {
     assert_ne!(status, 200, "a value over key_value_max_value_size: {body}");
     assert!(body.contains("1024"), "{body}");
     let probe = examples().join("probe");
-    ok(&service.push(&service.bundle_app(&probe, "2.0.0", "release", &[])));
+    ok(&service.push_replacing(&service.bundle_app(&probe, "2.0.0", "release", &[])));
     assert_eq!(
         get(&gw.url("/probe/env/GREETING")).await,
         (200, "from-config".into())
@@ -82,7 +82,7 @@ async fn serve_honours_the_app_settings_of_its_config() {
     configure(&format!("[app]\nvariables_file = \"{d}/variables.toml\"\n"));
     let gw = service.start();
     let vars = examples().join("vars");
-    ok(&service.push(&service.bundle_app(&vars, "3.0.0", "release", &[])));
+    ok(&service.push_replacing(&service.bundle_app(&vars, "3.0.0", "release", &[])));
     assert_eq!(
         get(&gw.url("/v7/api_key")).await,
         (200, "from-the-file".into())
@@ -103,7 +103,7 @@ async fn serve_honours_the_app_settings_of_its_config() {
     ));
     let gw = service.start();
     let triggered = examples().join("mqtt-triggered");
-    ok(&service.push(&service.bundle_app(&triggered, "4.0.0", "release", &[])));
+    ok(&service.push_replacing(&service.bundle_app(&triggered, "4.0.0", "release", &[])));
     let replies = MqttClient::connect(broker.port, &["reply/#"]).await;
     // The trigger's first session: what is published before it subscribes
     // is not kept for it.

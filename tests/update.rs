@@ -40,7 +40,7 @@ async fn push_status_rejections_and_rollback() {
     assert!(wrong_key.contains("does not trust"), "{wrong_key}");
     let same = rejected(&service.push(&service.bundle("1.0.0", "release")));
     assert!(
-        same.contains("not newer than the installed 1.0.0"),
+        same.contains("version 1.0.0 is not newer than 1.0.0, the highest installed"),
         "{same}"
     );
     let flipped = service.bundle("1.2.0", "release");
@@ -66,11 +66,34 @@ async fn push_status_rejections_and_rollback() {
     assert_eq!(service.status()["version"], "1.1.0");
     ok(&ctl(service.path(), &["rollback", "--to", &service.to()]));
     assert_eq!(service.status()["version"], "1.0.0");
+    // Rolled back to 1.0.0, the gateway still refuses the 1.1.0 bundle it
+    // left (and anything older than the highest it ever installed): only the
+    // operator's rollback goes back.
+    let again = rejected(&service.push(&service.bundle("1.1.0", "release")));
+    assert!(
+        again.contains("version 1.1.0 is not newer than 1.1.0, the highest installed"),
+        "{again}"
+    );
+    assert_eq!(service.status()["version"], "1.0.0");
+    // Another app replaces this one only when the operator says so.
+    let probe = service.bundle_app(&examples().join("probe"), "0.1.0", "release", &[]);
+    let other = rejected(&service.push(&probe));
+    assert!(
+        other.contains("this gateway runs app \"hello\"; the bundle is app \"probe\"")
+            && other.contains("--replace-app"),
+        "{other}"
+    );
+    ok(&service.push_replacing(&probe));
+    assert_eq!(service.status()["app"], "probe");
+    // And coming back to hello, its old versions stay refused.
+    let hello = rejected(&service.push_replacing(&service.bundle("1.0.5", "release")));
+    assert!(hello.contains("not newer than 1.1.0"), "{hello}");
+    ok(&service.push_replacing(&service.bundle("1.3.0", "release")));
     drop(gw);
 
     // A restart serves what was installed last.
     let gw = service.start();
-    assert_eq!(service.status()["version"], "1.0.0");
+    assert_eq!(service.status()["version"], "1.3.0");
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
 }
 
@@ -231,7 +254,7 @@ async fn the_health_route_decides_the_switch() {
         "release",
         &["--health-route", "/probe/trap"],
     );
-    let trapped = rejected(&service.push(&trap));
+    let trapped = rejected(&service.push_replacing(&trap));
     assert!(
         trapped.contains("GET /probe/trap answered 500"),
         "{trapped}"
@@ -369,7 +392,7 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
         ("1.2.0", "hello-wstd"),
     ] {
         let bundle = service.bundle_app(&examples().join(app), version, "release", &[]);
-        ok(&service.push(&bundle));
+        ok(&service.push_replacing(&bundle));
     }
     let entries: Vec<String> = std::fs::read_dir(service.path().join("state/cache"))
         .unwrap()

@@ -167,6 +167,10 @@ enum Push {
         file: PathBuf,
         #[command(flatten)]
         connection: Connection,
+        /// Replace the running app by this bundle's app, when their names
+        /// differ (without it, gatewayd refuses such a bundle).
+        #[arg(long)]
+        replace_app: bool,
         /// Print gatewayd's JSON answer as is.
         #[arg(long)]
         json: bool,
@@ -212,9 +216,10 @@ fn main() -> ExitCode {
                 Push::Bundle {
                     file,
                     connection,
+                    replace_app,
                     json,
                 },
-        } => push::run(&file, &connection, json),
+        } => push::run(&file, &connection, replace_app, json),
         Command::Status { connection, json } => status::run(&connection, json),
         Command::Rollback { connection, json } => rollback::run(&connection, json),
         Command::Manpages { dir } => gatewayd::manpages::write(Cli::command(), &dir).map(drop),

@@ -16,7 +16,12 @@ use crate::outcome;
 /// small board takes a while.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-pub fn run(file: &Path, connection: &Connection, json: bool) -> Result<()> {
+pub fn run(file: &Path, connection: &Connection, replace_app: bool, json: bool) -> Result<()> {
+    let path = if replace_app {
+        "/v1/bundles?replace_app=true"
+    } else {
+        "/v1/bundles"
+    };
     let client = Client::new(connection)?;
     let mut upload = Upload::open(file)?;
     let terminal = std::io::stderr().is_terminal();
@@ -25,7 +30,7 @@ pub fn run(file: &Path, connection: &Connection, json: bool) -> Result<()> {
     }
     let reply = admin_client::block_on(async {
         let reply = client
-            .upload(Method::POST, "/v1/bundles", upload, APPLY_TIMEOUT)
+            .upload(Method::POST, path, upload, APPLY_TIMEOUT)
             .await;
         if terminal {
             eprint!("\r\x1b[K");

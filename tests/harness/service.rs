@@ -111,6 +111,22 @@ impl Service {
         )
     }
 
+    /// [`Service::push`] of a bundle that replaces the running app by
+    /// another (`--replace-app`).
+    pub fn push_replacing(&self, bundle: &Path) -> Output {
+        ctl(
+            self.path(),
+            &[
+                "push",
+                "bundle",
+                bundle.to_str().unwrap(),
+                "--replace-app",
+                "--to",
+                &self.to(),
+            ],
+        )
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let out = ok(&ctl(self.path(), &["status", "--to", &self.to(), "--json"]));
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))

@@ -3,7 +3,7 @@
 //!
 //! - `GET /v1/status`: the running app, its version and generation, uptime,
 //!   trigger counts, the last update's outcome;
-//! - `POST /v1/bundles`: the body is a bundle; answers once it is applied
+//! - `POST /v1/bundles[?replace_app=true]`: the body is a bundle; answers once it is applied
 //!   (200) or rejected (4xx, with the reason), the running app untouched;
 //! - `POST /v1/rollback`: back to the previous generation.
 //!
@@ -222,6 +222,12 @@ impl Admin {
     }
 
     async fn push(&self, request: Request<Incoming>) -> Response<Body> {
+        // `?replace_app=true`: the operator means to replace the running app
+        // by another one.
+        let replace_app = request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair == "replace_app=true"));
         let declared = request
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -239,7 +245,11 @@ impl Admin {
         ));
         let started = Instant::now();
         let response = match self.receive(&mut body, &file).await {
-            Ok(()) => match self.controller.apply(&file, started.elapsed()).await {
+            Ok(()) => match self
+                .controller
+                .apply(&file, started.elapsed(), replace_app)
+                .await
+            {
                 Ok(applied) => json(StatusCode::OK, &applied),
                 Err(rejection) => rejected(rejection),
             },

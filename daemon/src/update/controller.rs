@@ -162,10 +162,18 @@ impl Controller {
         Ok(())
     }
 
-    /// Applies the bundle at `bundle` (uploaded in `upload`).
-    pub async fn apply(&self, bundle: &Path, upload: Duration) -> Result<Applied, Rejection> {
+    /// Applies the bundle at `bundle` (uploaded in `upload`). A bundle of
+    /// another app than the running one is refused unless `replace_app`.
+    pub async fn apply(
+        &self,
+        bundle: &Path,
+        upload: Duration,
+        replace_app: bool,
+    ) -> Result<Applied, Rejection> {
         let mut state = self.state.lock().await;
-        let result = self.apply_locked(&mut state, bundle, upload).await;
+        let result = self
+            .apply_locked(&mut state, bundle, upload, replace_app)
+            .await;
         state.last_update = Some(match &result {
             Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),
             Err(rejection) => last_update("rejected", &rejection.message, None),
@@ -182,6 +190,7 @@ impl Controller {
         state: &mut State,
         bundle: &Path,
         upload: Duration,
+        replace_app: bool,
     ) -> Result<Applied, Rejection> {
         let mut timings = Timings {
             upload: Some(upload.as_millis() as u64),
@@ -209,12 +218,33 @@ impl Controller {
         lap(|t| &mut t.verify, &mut timings);
         pause_point("verified").await;
         let manifest = verified.manifest;
-        if let Some(running) = &state.running {
-            check_version(
-                &running.manifest.version,
-                &manifest.version,
-                self.policy.allow_downgrade,
-            )?;
+        if let Some(running) = &state.running
+            && running.manifest.app != manifest.app
+            && !replace_app
+        {
+            return Err(reject(
+                RejectionKind::Conflict,
+                format!(
+                    "this gateway runs app \"{}\"; the bundle is app \"{}\": to replace \
+                     one app by another, push with --replace-app",
+                    running.manifest.app, manifest.app
+                ),
+            ));
+        }
+        // Newer than the highest version of this app ever installed here,
+        // not only than the running one: a rollback, or a turn with another
+        // app, must not reopen the door to an old signed bundle.
+        let highest = self
+            .generations
+            .highest_installed(&manifest.app)
+            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
+        let running = state
+            .running
+            .as_ref()
+            .filter(|r| r.manifest.app == manifest.app)
+            .map(|r| r.manifest.version.clone());
+        if let Some(floor) = highest_of(highest, running) {
+            check_version(&floor, &manifest.version, self.policy.allow_downgrade)?;
         }
 
         let n = self
@@ -411,6 +441,12 @@ impl Controller {
         if let Some(old) = &state.running {
             keep.extend(old.loaded.executor.staged_files().map(Path::to_path_buf));
         }
+        if let Err(e) = self
+            .generations
+            .record_installed(&manifest.app, &manifest.version)
+        {
+            tracing::error!("could not record the installed version: {e:#}");
+        }
         state.running = Some(Running {
             generation,
             manifest,
@@ -517,7 +553,18 @@ fn confine_to_bundle(app: &crate::app::App, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A bundle must be newer (semver) than the running one, unless downgrades
+/// The higher (semver) of two versions; one that does not parse is lower.
+fn highest_of(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let parse = |v: &str| semver::Version::parse(v).ok();
+            Some(if parse(&b) > parse(&a) { b } else { a })
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// A bundle must be newer (semver) than the installed one, unless downgrades
 /// are allowed; a version that does not parse is never newer.
 fn check_version(running: &str, new: &str, allow_downgrade: bool) -> Result<(), Rejection> {
     let parse = |v: &str| semver::Version::parse(v).ok();
@@ -529,7 +576,7 @@ fn check_version(running: &str, new: &str, allow_downgrade: bool) -> Result<(), 
         return Err(reject(
             RejectionKind::Conflict,
             format!(
-                "version {new} is not newer than the installed {running} (set [update] allow_downgrade = true to allow)"
+                "version {new} is not newer than {running}, the highest installed (set [update] allow_downgrade = true to allow)"
             ),
         ));
     }

@@ -1,6 +1,7 @@
 //! The generation store in the state dir: `generations/<n>/` holds one
 //! unpacked bundle (`bundle.toml` and `app/`), and `generations/state.toml`
-//! names the current and the previous generation. A generation folder appears
+//! names the current and the previous generation; `generations/installed.toml`
+//! keeps the highest version ever installed of each app. A generation folder appears
 //! under its number only once it is complete (it is filled as `tmp-<n>` and
 //! renamed), and the pointers change by writing a new file, fsyncing it and
 //! renaming it over the old one, so after a power cut the state is the old or
@@ -16,6 +17,17 @@ use serde::{Deserialize, Serialize};
 use super::bundle::BundleManifest;
 
 const STATE_FILE: &str = "state.toml";
+const INSTALLED_FILE: &str = "installed.toml";
+
+/// The highest version ever installed, per app: a gateway does not take an
+/// older signed bundle of an app again (after a rollback, or once it was
+/// replaced by another app), unless downgrades are allowed (TUF's rule).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Installed {
+    #[serde(default)]
+    highest: std::collections::BTreeMap<String, String>,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,13 +76,51 @@ impl Generations {
 
     /// Replaces the pointers atomically and durably.
     pub fn set_pointers(&self, pointers: Pointers) -> Result<()> {
-        let text = toml::to_string(&pointers)?;
-        let temporary = self.dir.join(format!("{STATE_FILE}.tmp"));
+        self.replace_file(STATE_FILE, &toml::to_string(&pointers)?)
+    }
+
+    fn installed(&self) -> Result<Installed> {
+        let path = self.dir.join(INSTALLED_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("{}: unreadable", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Installed::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The highest version of `app` this gateway ever installed.
+    pub fn highest_installed(&self, app: &str) -> Result<Option<String>> {
+        Ok(self.installed()?.highest.remove(app))
+    }
+
+    /// Records that `version` of `app` is installed, if it is the highest
+    /// so far (semver; a version that does not parse is never higher).
+    pub fn record_installed(&self, app: &str, version: &str) -> Result<()> {
+        let mut installed = self.installed()?;
+        let parse = |v: &str| semver::Version::parse(v).ok();
+        let higher = match installed.highest.get(app) {
+            None => true,
+            Some(known) => matches!((parse(version), parse(known)), (Some(v), Some(k)) if v > k),
+        };
+        if higher {
+            installed
+                .highest
+                .insert(app.to_string(), version.to_string());
+            self.replace_file(INSTALLED_FILE, &toml::to_string(&installed)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `name` in the generations folder atomically and durably.
+    fn replace_file(&self, name: &str, text: &str) -> Result<()> {
+        let temporary = self.dir.join(format!("{name}.tmp"));
         let mut file = File::create(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&temporary, self.dir.join(STATE_FILE))?;
+        std::fs::rename(&temporary, self.dir.join(name))?;
         sync_dir(&self.dir)
     }
 
@@ -175,6 +225,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(g.pointers().unwrap().current, Some(1));
+        assert_eq!(g.highest_installed("a").unwrap(), None);
+        for (version, highest) in [
+            ("1.2.0", "1.2.0"),
+            ("1.10.0", "1.10.0"),
+            ("1.9.0", "1.10.0"),
+        ] {
+            g.record_installed("a", version).unwrap();
+            assert_eq!(g.highest_installed("a").unwrap().as_deref(), Some(highest));
+        }
+        g.record_installed("b", "0.1.0").unwrap();
+        assert_eq!(g.highest_installed("a").unwrap().as_deref(), Some("1.10.0"));
         std::fs::create_dir(g.staging(2)).unwrap();
         assert_eq!(g.next_number().unwrap(), 3);
         // An interrupted update's folder is gone at the next open.
