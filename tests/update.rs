@@ -425,3 +425,35 @@ async fn the_code_cache_keeps_only_the_kept_generations() {
         .unwrap();
     assert!(line.contains("component=hello-sdk5"), "{line}");
 }
+
+/// SIGHUP rereads trusted_keys: a revoked key stops working without a
+/// restart, a new one starts working; a config that does not load leaves
+/// the keys as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_trusted_keys() {
+    let service = Service::new();
+    let gw = service.start();
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    let config_path = service.path().join("gatewayd.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(&config_path, config.replace("release.pub", "other.pub")).unwrap();
+    gw.signal(libc::SIGHUP);
+    assert!(
+        gw.wait_for_log("trusted keys reloaded", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let revoked = rejected(&service.push(&service.bundle("1.1.0", "release")));
+    assert!(revoked.contains("does not trust"), "{revoked}");
+    ok(&service.push(&service.bundle("1.2.0", "other")));
+
+    std::fs::write(&config_path, "trusted_keys = 7\n").unwrap();
+    gw.signal(libc::SIGHUP);
+    assert!(
+        gw.wait_for_log("trusted keys not reloaded", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    ok(&service.push(&service.bundle("1.3.0", "other")));
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+}

@@ -46,6 +46,12 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     ));
     controller.start_installed().await?;
 
+    tokio::spawn(reload_keys_on_sighup(
+        controller.clone(),
+        path.clone(),
+        explicit,
+    ));
+
     let signals = Signals::install().context("installing signal handlers")?;
     let (trigger, shutdown) = shutdown::channel();
     let admin = Arc::new(Admin::new(
@@ -103,4 +109,36 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP (`systemctl reload gatewayd`) rereads `trusted_keys` from the
+/// config file and the key files it names, so a key can be revoked (or
+/// added) without a restart. A config or key that does not load leaves the
+/// trusted keys as they were. Other settings take effect at the next start.
+async fn reload_keys_on_sighup(controller: Arc<Controller>, path: PathBuf, explicit: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP (trusted_keys reload): {e}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let loaded = Config::load(&path, explicit)
+            .and_then(|config| TrustedKeys::load(&config.trusted_keys));
+        match loaded {
+            Ok(keys) => {
+                let count = controller.reload_keys(keys).await;
+                tracing::info!(
+                    "SIGHUP: trusted keys reloaded from {}: {count} key(s) trusted \
+                     (other settings take effect at the next start)",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                tracing::error!("SIGHUP: trusted keys not reloaded, the previous ones stay: {e:#}")
+            }
+        }
+    }
 }

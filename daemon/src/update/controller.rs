@@ -42,7 +42,8 @@ pub struct UpdatePolicy {
 pub struct Controller {
     runtime: Runtime,
     generations: Generations,
-    keys: TrustedKeys,
+    /// Replaced as a whole by [`Controller::reload_keys`].
+    keys: std::sync::RwLock<TrustedKeys>,
     limits: Limits,
     policy: UpdatePolicy,
     triggers: Triggers,
@@ -98,7 +99,7 @@ impl Controller {
         Self {
             runtime,
             generations,
-            keys,
+            keys: std::sync::RwLock::new(keys),
             limits: Limits::default(),
             policy,
             triggers,
@@ -162,6 +163,17 @@ impl Controller {
         Ok(())
     }
 
+    /// Replaces the trusted keys (SIGHUP after an operator edited
+    /// `trusted_keys` or a key file): a revoked key stops working without a
+    /// restart. Waits for an update in progress to finish; returns how many
+    /// keys are trusted now.
+    pub async fn reload_keys(&self, keys: TrustedKeys) -> usize {
+        let _update = self.state.lock().await;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        count
+    }
+
     /// Applies the bundle at `bundle` (uploaded in `upload`). A bundle of
     /// another app than the running one is refused unless `replace_app`.
     pub async fn apply(
@@ -202,15 +214,15 @@ impl Controller {
             clock = Instant::now();
         };
 
-        if self.keys.is_empty() {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if keys.is_empty() {
             return Err(reject(
                 RejectionKind::Invalid,
                 "no trusted_keys are configured: every bundle is refused",
             ));
         }
         let verified = blocking({
-            let (bundle, keys, limits) =
-                (bundle.to_path_buf(), self.keys.clone(), self.limits.clone());
+            let (bundle, keys, limits) = (bundle.to_path_buf(), keys.clone(), self.limits.clone());
             move || reader::verify(&bundle, &keys, &limits)
         })
         .await
@@ -253,8 +265,7 @@ impl Controller {
             .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
         let staging = self.generations.staging(n);
         let unpacked = blocking({
-            let (bundle, keys, limits) =
-                (bundle.to_path_buf(), self.keys.clone(), self.limits.clone());
+            let (bundle, keys, limits) = (bundle.to_path_buf(), keys, self.limits.clone());
             let staging = staging.clone();
             let text = manifest.to_toml();
             move || -> Result<()> {

@@ -61,6 +61,10 @@ impl TrustedKeys {
         }])
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
