@@ -22,7 +22,7 @@ log="$target_dir/board-builds.log"
 # Job control gives the background builds their own process group, so a
 # failure here stops all of them (cargo and its rustc children).
 set -m
-nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu' \
+nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu amd64 arm64 riscv64' \
   >"$log" 2>&1 &
 builds=$!
 set +m
