@@ -96,11 +96,22 @@ profile_dir=$profile
 out="$target_dir/packages"
 mkdir -p "$out"
 
-targets=()
-for arch in "${arches[@]}"; do targets+=("--target=$(triple_of "$arch")"); done
+# The boards in one cargo run, as cross/test.sh builds them, and amd64 in its
+# own: cargo unifies features across the targets of one run, so building
+# amd64 together with the boards gave the boards other artifacts than
+# cross/test.sh's and one of the two rebuilt them.
+boards=()
+host=()
+for arch in "${arches[@]}"; do
+  if [ "$arch" = amd64 ]; then host+=("--target=$(triple_of "$arch")"); else boards+=("--target=$(triple_of "$arch")"); fi
+done
 started=$(date +%s)
-cargo --config cross/cargo-config.toml build --profile "$profile" --no-default-features \
-  --bin gatewayd --bin gatewayctl "${targets[@]}"
+for targets in "${boards[*]}" "${host[*]}"; do
+  [ -n "$targets" ] || continue
+  # shellcheck disable=SC2086 # one word per target
+  cargo --config cross/cargo-config.toml build --profile "$profile" --no-default-features \
+    --bin gatewayd --bin gatewayctl $targets
+done
 echo "packaging/build.sh: binaries built in $(($(date +%s) - started))s"
 
 work=$(mktemp -d)

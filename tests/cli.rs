@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use harness::{Gateway, Options, examples};
 
+/// Options for a gateway on the private state dir `state`.
+fn in_state(state: &tempfile::TempDir) -> Options<'_> {
+    Options {
+        state_dir: Some(state.path()),
+        ..Options::default()
+    }
+}
+
 fn gatewayd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gatewayd"))
 }
@@ -17,10 +25,7 @@ fn gatewayd() -> Command {
 fn second_start_loads_compiled_code_from_the_cache() {
     let state = tempfile::tempdir().unwrap();
     let app = examples().join("hello");
-    let options = || Options {
-        state_dir: Some(state.path()),
-        ..Options::default()
-    };
+    let options = || in_state(&state);
     let first = Gateway::start_with(&app, options());
     // Compiling is logged before the banner; the log thread may lag a little.
     assert!(
@@ -49,11 +54,8 @@ fn second_start_loads_compiled_code_from_the_cache() {
 fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
     let state = tempfile::tempdir().unwrap();
     let app = examples().join("hello");
-    let options = || Options {
-        state_dir: Some(state.path()),
-        ..Options::default()
-    };
-    drop(Gateway::start_with(&app, options()));
+    let options = || in_state(&state);
+    drop(Gateway::start_with(&app, options())); // fills the cache
     for entry in std::fs::read_dir(state.path().join("cache")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::write(&path, b"not a compiled component").unwrap();
@@ -74,11 +76,8 @@ fn a_code_file_others_can_write_stops_the_start() {
     use std::os::unix::fs::PermissionsExt as _;
     let state = tempfile::tempdir().unwrap();
     let app = examples().join("hello");
-    let options = || Options {
-        state_dir: Some(state.path()),
-        ..Options::default()
-    };
-    drop(Gateway::start_with(&app, options()));
+    let options = || in_state(&state);
+    drop(Gateway::start_with(&app, options())); // fills the cache
     let entry = std::fs::read_dir(state.path().join("cache"))
         .unwrap()
         .next()

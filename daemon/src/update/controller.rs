@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use super::bundle::{BundleManifest, Limits};
+use super::generations::is_newer;
 use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
@@ -564,13 +565,10 @@ fn confine_to_bundle(app: &crate::app::App, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The higher (semver) of two versions; one that does not parse is lower.
+/// The higher (semver) of two versions.
 fn highest_of(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
-        (Some(a), Some(b)) => {
-            let parse = |v: &str| semver::Version::parse(v).ok();
-            Some(if parse(&b) > parse(&a) { b } else { a })
-        }
+        (Some(a), Some(b)) => Some(if is_newer(&b, &a) { b } else { a }),
         (a, b) => a.or(b),
     }
 }
@@ -578,12 +576,7 @@ fn highest_of(a: Option<String>, b: Option<String>) -> Option<String> {
 /// A bundle must be newer (semver) than the installed one, unless downgrades
 /// are allowed; a version that does not parse is never newer.
 fn check_version(running: &str, new: &str, allow_downgrade: bool) -> Result<(), Rejection> {
-    let parse = |v: &str| semver::Version::parse(v).ok();
-    let newer = match (parse(new), parse(running)) {
-        (Some(new), Some(old)) => new > old,
-        _ => false,
-    };
-    if !newer && !allow_downgrade {
+    if !is_newer(new, running) && !allow_downgrade {
         return Err(reject(
             RejectionKind::Conflict,
             format!(

@@ -99,11 +99,10 @@ impl Generations {
     /// so far (semver; a version that does not parse is never higher).
     pub fn record_installed(&self, app: &str, version: &str) -> Result<()> {
         let mut installed = self.installed()?;
-        let parse = |v: &str| semver::Version::parse(v).ok();
-        let higher = match installed.highest.get(app) {
-            None => true,
-            Some(known) => matches!((parse(version), parse(known)), (Some(v), Some(k)) if v > k),
-        };
+        let higher = installed
+            .highest
+            .get(app)
+            .is_none_or(|known| is_newer(version, known));
         if higher {
             installed
                 .highest
@@ -186,6 +185,13 @@ impl Generations {
             }
         }
     }
+}
+
+/// Whether `new` is a higher semver version than `old`; a version that
+/// does not parse is never newer (bundles are checked to parse).
+pub fn is_newer(new: &str, old: &str) -> bool {
+    let parse = |v: &str| semver::Version::parse(v).ok();
+    matches!((parse(new), parse(old)), (Some(new), Some(old)) if new > old)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
