@@ -13,6 +13,7 @@ mod boards;
 mod bundle;
 mod cli;
 mod faults;
+mod fuzz_corpus;
 mod http;
 mod key_value;
 mod mqtt;

@@ -69,6 +69,63 @@ async fn routes_parameters_wildcards_and_404() {
     }
 }
 
+/// One request with `target` sent byte for byte (HTTP/1.0, so the body is not chunked; a client library would
+/// resolve `..` or re-encode first); the status and body of the answer.
+async fn raw_get(gw: &Gateway, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = gw.url("").trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(address.trim_end_matches('/'))
+        .await
+        .unwrap();
+    let request = format!("GET {target} HTTP/1.0\r\nHost: gw\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_are_matched_in_their_normal_form() {
+    let gw = Gateway::start(&probe_app());
+    // Empty segments, encoded unreserved characters and dot segments reach the
+    // route their normal form names (the component sees the URI as sent).
+    for target in [
+        "//users/42",
+        "/users//42",
+        "/%75sers/%34%32",
+        "/probe/../users/42",
+        "/users/./42",
+    ] {
+        let (status, body) = raw_get(&gw, target).await;
+        assert_eq!(status, 200, "{target}: {body}");
+        assert!(
+            body.contains("spin-matched-route: /users/:id\n"),
+            "{target}: {body}"
+        );
+        assert!(
+            body.contains("spin-path-match-id: 42\n"),
+            "{target}: {body}"
+        );
+    }
+    let (status, body) = raw_get(&gw, "/probe//a/%62/./c").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("spin-path-info: /a/b/c\n"), "{body}");
+    // A reserved character stays encoded: %2F is not a separator.
+    let (status, body) = raw_get(&gw, "/users/a%2fb").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("spin-path-match-id: a%2Fb\n"), "{body}");
+    // Above the root is refused, not clamped to it.
+    for target in ["/../exact", "/probe/../../exact", "/%2e%2e/exact"] {
+        let (status, _) = raw_get(&gw, target).await;
+        assert_eq!(status, 400, "{target}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn static_response_needs_no_component() {
     let gw = Gateway::start(&probe_app());

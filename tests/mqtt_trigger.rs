@@ -418,3 +418,31 @@ async fn brokers_behind_tls_with_a_private_ca() {
     assert!(logs.to_lowercase().contains("certificate"), "{logs}");
     assert!(!logs.contains("subscribed"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_alives_go_out_while_the_trigger_is_full() {
+    let broker = MosquittoBroker::start();
+    let client = MqttClient::connect(broker.port, &["reply/#"]).await;
+    let gw = start(&broker, false);
+    // `work` handles one message at a time and its broker keep-alive is 5 s,
+    // so mosquitto drops a client that sends nothing for 1.5 keep-alives (it
+    // checks coarsely: a silent client went after 10.5 s). A 14 s message with
+    // another behind it keeps the trigger full for 14 s.
+    client.publish("work/slow", 1, "sleep:14000").await;
+    client.publish("work/slow", 1, "next").await;
+    let received = client
+        .wait_until(Duration::from_secs(30), |r| {
+            has(r, "reply/work/slow", "next")
+        })
+        .await;
+    assert!(
+        has(&received, "reply/work/slow", "next"),
+        "{received:?}\n{}",
+        gw.logs()
+    );
+    assert!(
+        !gw.logs().contains("connection lost"),
+        "the broker dropped the trigger while it was full:\n{}",
+        gw.logs()
+    );
+}

@@ -83,7 +83,8 @@ pub struct UpArgs {
     #[arg(long, env = "GATEWAYD_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Largest linear memory one instance may use (e.g. 64MiB, 1GiB, 1048576).
+    /// Memory one instance may use: all its linear memories and tables
+    /// together (e.g. 64MiB, 1GiB, 1048576).
     #[arg(long, default_value = "128MiB", value_parser = parse_bytes)]
     pub max_instance_memory: u64,
 
@@ -115,6 +116,11 @@ pub struct UpArgs {
     /// Most bytes (keys plus values) one embedded key-value store may hold.
     #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
     pub key_value_max_store_size: u64,
+
+    /// Largest Redis trigger message handled; a larger one is skipped unread,
+    /// with a warning.
+    #[arg(long, default_value = "4MiB", value_parser = parse_bytes)]
+    pub redis_max_message_size: u64,
 
     /// Set a key in the app's default key-value store before serving (repeatable).
     #[arg(long = "key-value", value_name = "KEY=VALUE", value_parser = parse_key_value)]

@@ -45,6 +45,8 @@ pub struct Config {
     pub key_value_quota: crate::host::key_value::StoreQuota,
     /// `[limits] max_instance_reuse_count, max_instance_concurrent_reuse_count`.
     pub reuse: ReusePolicy,
+    /// `[limits] redis_max_message_size`.
+    pub redis_max_message_size: u64,
     /// `[app]`: what `gatewayd up` takes as flags for the app.
     pub app: AppSettings,
 }
@@ -159,6 +161,7 @@ struct RawLimits {
     key_value_max_value_size: Option<String>,
     key_value_max_keys: Option<u64>,
     key_value_max_store_size: Option<String>,
+    redis_max_message_size: Option<String>,
     max_instance_reuse_count: Option<usize>,
     max_instance_concurrent_reuse_count: Option<usize>,
 }
@@ -315,6 +318,11 @@ impl Config {
                 )?,
             },
             reuse: reuse_policy(&raw.limits, &key)?,
+            redis_max_message_size: bytes(
+                "limits.redis_max_message_size",
+                raw.limits.redis_max_message_size.as_deref(),
+                "4MiB",
+            )?,
             app: AppSettings {
                 variables_file: raw.app.variables_file,
                 runtime_config_file: raw.app.runtime_config_file,

@@ -13,25 +13,20 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::app::App;
 use crate::engine::Engines;
+use crate::engine::budget::InstanceBudget;
 use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, Grantee, Grants, HostResources, HostState};
 
-/// Ceilings per instance, matching the pooling allocator's per-component ones.
-const MAX_MEMORIES: usize = 32;
-const MAX_TABLES: usize = 64;
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
-const MAX_CORE_INSTANCES: usize = 200;
-
 /// Limits applied to every instance.
 #[derive(Clone, Debug)]
 pub struct InstanceLimits {
-    /// Largest size, in bytes, any one linear memory of an instance may grow to.
+    /// Bytes all linear memories and tables of one instance may use together.
     pub max_memory: usize,
 }
 
@@ -48,16 +43,7 @@ pub struct PreparedComponent {
 impl PreparedComponent {
     /// A fresh store for one instance, with its limits and capabilities.
     pub fn new_store(&self) -> Result<Store<HostState>> {
-        // Memory is the limit users set; the others bound what a guest could
-        // otherwise grow without limit when instances are allocated on demand
-        // (the pool has its own fixed ceilings).
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.max_memory)
-            .memories(MAX_MEMORIES)
-            .tables(MAX_TABLES)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            .instances(MAX_CORE_INSTANCES)
-            .build();
+        let limits = InstanceBudget::new(self.limits.max_memory);
         let state = HostState::new(
             self.id.clone(),
             self.wasi.build()?,

@@ -31,6 +31,8 @@
 //!   and knows no trigger.
 //! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
 //!   messages ([`admin::api`]) are shared with gatewayctl.
+//! - [`fuzz`] feeds arbitrary bytes to each parser of outside input (for
+//!   `fuzz/` and the corpus replay test).
 //! - [`logging`] formats log lines (text, journald priorities, JSON);
 //!   [`manpages`] writes man pages from the command-line definitions.
 //! - [`systemd`] speaks sd_notify and feeds the watchdog while every heart
@@ -44,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod executor;
+pub mod fuzz;
 pub mod host;
 pub mod liveness;
 pub mod logging;

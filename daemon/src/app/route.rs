@@ -40,6 +40,7 @@ pub enum RouteError {
     Empty,
     NoLeadingSlash,
     EmptySegment,
+    DotSegment(String),
     EmptyParamName,
     BadParamName(String),
     DuplicateParam(String),
@@ -53,6 +54,11 @@ impl fmt::Display for RouteError {
             RouteError::Empty => write!(f, "route is empty (use \"/\" for the root)"),
             RouteError::NoLeadingSlash => write!(f, "route must start with \"/\""),
             RouteError::EmptySegment => write!(f, "empty path segment (\"//\")"),
+            RouteError::DotSegment(segment) => write!(
+                f,
+                "segment {segment:?} can never match: request paths are matched with their \
+                 dot segments resolved"
+            ),
             RouteError::EmptyParamName => write!(f, "empty parameter name"),
             RouteError::BadParamName(name) => write!(
                 f,
@@ -110,6 +116,9 @@ impl Route {
                 if part == "..." {
                     wildcard = true;
                     continue;
+                }
+                if part == "." || part == ".." {
+                    return Err(RouteError::DotSegment(part.to_string()));
                 }
                 if let Some(name) = part.strip_prefix(':') {
                     check_param_name(name)?;
@@ -276,6 +285,8 @@ mod tests {
             ("/a/:id/:id", RouteError::DuplicateParam("id".into())),
             ("/a//b", RouteError::EmptySegment),
             ("//", RouteError::EmptySegment),
+            ("/a/../b", RouteError::DotSegment("..".into())),
+            ("/./...", RouteError::DotSegment(".".into())),
             ("/a?b=1", RouteError::BadChar('?')),
             ("/a b", RouteError::BadChar(' ')),
             ("/a/:x.y", RouteError::BadParamName("x.y".into())),

@@ -9,6 +9,7 @@
 //! when the machine can reserve its address space, and falls back to
 //! on-demand allocation, saying why.
 
+pub mod budget;
 pub mod cache;
 pub mod compile;
 mod epoch;
@@ -195,8 +196,8 @@ fn use_pool(config: &mut Config, settings: &EngineSettings) {
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
         .max_core_instances_per_component(200)
-        .max_memories_per_component(32)
-        .max_tables_per_component(64)
+        .max_memories_per_component(budget::MAX_MEMORIES as u32)
+        .max_tables_per_component(budget::MAX_TABLES as u32)
         .max_component_instance_size(10 << 20)
         .max_core_instance_size(10 << 20)
         .max_memory_size(usize::try_from(settings.max_instance_memory).unwrap_or(usize::MAX));

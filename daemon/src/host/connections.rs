@@ -7,6 +7,10 @@
 //! loaded generation takes a [`Lease`]: the connections it opened stay open
 //! while it lives, and a connection closes (its owner drops it) once no live
 //! generation holds it.
+//!
+//! A pool is bounded: components choose addresses and credentials, so without
+//! a limit one component could open a socket (and, for MQTT, a thread) per
+//! request. Connections being made count against the limit too.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -16,32 +20,71 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// interchangeable (address, credentials, ...). Holds them weakly: leases keep
 /// them alive.
 pub struct Pool<K, V> {
-    by_key: Mutex<HashMap<K, Weak<V>>>,
+    state: Mutex<PoolState<K, V>>,
+    limit: usize,
 }
 
-impl<K, V> Default for Pool<K, V> {
-    fn default() -> Self {
-        Self {
-            by_key: Mutex::default(),
-        }
+struct PoolState<K, V> {
+    by_key: HashMap<K, Weak<V>>,
+    /// Connections being made now.
+    connecting: usize,
+}
+
+/// A new connection was refused: the pool holds `limit` already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFull {
+    pub limit: usize,
+}
+
+impl std::fmt::Display for PoolFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many open connections: the gateway keeps at most {} per capability \
+             (one per server and identity)",
+            self.limit
+        )
     }
 }
 
 impl<K: Eq + Hash + Clone, V> Pool<K, V> {
+    /// A pool of at most `limit` connections, live or being made.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::new(PoolState {
+                by_key: HashMap::new(),
+                connecting: 0,
+            }),
+            limit,
+        }
+    }
+
     /// The live connection for `key`, if any generation holds one.
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
-        self.lock().get(key).and_then(Weak::upgrade)
+        self.lock().by_key.get(key).and_then(Weak::upgrade)
+    }
+
+    /// Reserves room for one connection to be made; the reservation ends when
+    /// the returned guard drops (after `insert`, or when connecting failed).
+    fn reserve(&self) -> Result<Reservation<'_, K, V>, PoolFull> {
+        let mut state = self.lock();
+        state.by_key.retain(|_, weak| weak.strong_count() > 0);
+        if state.by_key.len() + state.connecting >= self.limit {
+            return Err(PoolFull { limit: self.limit });
+        }
+        state.connecting += 1;
+        Ok(Reservation { pool: self })
     }
 
     /// Adds a connection just made. If another caller raced and added a live
     /// one first, that one is returned and `made` is dropped (closed).
     pub fn insert(&self, key: K, made: Arc<V>) -> Arc<V> {
-        let mut map = self.lock();
-        map.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(existing) = map.get(&key).and_then(Weak::upgrade) {
+        let mut state = self.lock();
+        state.by_key.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(existing) = state.by_key.get(&key).and_then(Weak::upgrade) {
             return existing;
         }
-        map.insert(key, Arc::downgrade(&made));
+        state.by_key.insert(key, Arc::downgrade(&made));
         made
     }
 
@@ -49,13 +92,25 @@ impl<K: Eq + Hash + Clone, V> Pool<K, V> {
     #[cfg(test)]
     fn live(&self) -> usize {
         self.lock()
+            .by_key
             .values()
             .filter(|weak| weak.strong_count() > 0)
             .count()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Weak<V>>> {
-        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, PoolState<K, V>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Room for one connection being made.
+struct Reservation<'p, K: Eq + Hash + Clone, V> {
+    pool: &'p Pool<K, V>,
+}
+
+impl<K: Eq + Hash + Clone, V> Drop for Reservation<'_, K, V> {
+    fn drop(&mut self) {
+        self.pool.lock().connecting -= 1;
     }
 }
 
@@ -74,7 +129,8 @@ impl<K, V> Default for Lease<K, V> {
 
 impl<K: Eq + Hash + Clone, V> Lease<K, V> {
     /// The connection for `key`: one this generation holds, else a live one
-    /// from `pool`, else a new one from `connect`, added to the pool.
+    /// from `pool`, else a new one from `connect`, added to the pool if it
+    /// has room.
     pub async fn get_or_connect<E, F>(
         &self,
         pool: &Pool<K, V>,
@@ -83,13 +139,17 @@ impl<K: Eq + Hash + Clone, V> Lease<K, V> {
     ) -> Result<Arc<V>, E>
     where
         F: Future<Output = Result<V, E>>,
+        E: From<PoolFull>,
     {
         if let Some(held) = self.lock().get(&key) {
             return Ok(held.clone());
         }
         let connection = match pool.get(&key) {
             Some(live) => live,
-            None => pool.insert(key.clone(), Arc::new(connect().await?)),
+            None => {
+                let _room = pool.reserve()?;
+                pool.insert(key.clone(), Arc::new(connect().await?))
+            }
         };
         self.lock().insert(key, connection.clone());
         Ok(connection)
@@ -106,14 +166,23 @@ mod tests {
 
     struct Connection(&'static str);
 
+    #[derive(Debug, PartialEq)]
+    struct Full(usize);
+
+    impl From<PoolFull> for Full {
+        fn from(e: PoolFull) -> Self {
+            Full(e.limit)
+        }
+    }
+
     #[tokio::test]
     async fn generations_share_a_connection_that_closes_with_the_last_of_them() {
-        let pool = Pool::<&str, Connection>::default();
+        let pool = Pool::<&str, Connection>::new(4);
         let (old, new) = (Lease::default(), Lease::default());
         let made = std::sync::atomic::AtomicUsize::new(0);
         let connect = || async {
             made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok::<_, ()>(Connection("broker"))
+            Ok::<_, Full>(Connection("broker"))
         };
         let a = old.get_or_connect(&pool, "k", connect).await.unwrap();
         let b = new.get_or_connect(&pool, "k", connect).await.unwrap();
@@ -135,10 +204,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_racing_second_connection_is_dropped_for_the_first() {
-        let pool = Pool::<&str, Connection>::default();
+        let pool = Pool::<&str, Connection>::new(4);
         let first = pool.insert("k", Arc::new(Connection("first")));
         let second = pool.insert("k", Arc::new(Connection("second")));
         assert_eq!(second.0, "first");
         assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[tokio::test]
+    async fn the_pool_is_bounded_and_frees_room_as_connections_close() {
+        let pool = Pool::<&str, Connection>::new(2);
+        let lease = Lease::default();
+        let connect = || async { Ok::<_, Full>(Connection("c")) };
+        lease.get_or_connect(&pool, "a", connect).await.unwrap();
+        lease.get_or_connect(&pool, "b", connect).await.unwrap();
+        assert_eq!(
+            lease.get_or_connect(&pool, "c", connect).await.err(),
+            Some(Full(2))
+        );
+        // A key already open is not a new connection.
+        assert!(lease.get_or_connect(&pool, "a", connect).await.is_ok());
+        // A failed attempt gives its room back.
+        let other = Lease::default();
+        drop(lease);
+        let failing = || async { Err::<Connection, _>(Full(0)) };
+        assert_eq!(
+            other.get_or_connect(&pool, "x", failing).await.err(),
+            Some(Full(0))
+        );
+        other.get_or_connect(&pool, "x", connect).await.unwrap();
+        other.get_or_connect(&pool, "y", connect).await.unwrap();
     }
 }

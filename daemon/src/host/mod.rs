@@ -27,8 +27,10 @@ pub mod wasi;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Engine, StoreLimits};
+
+use crate::engine::budget::InstanceBudget;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -92,11 +94,16 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     grants: Grants,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: InstanceBudget,
 }
 
 impl HostState {
-    pub fn new(component_id: Arc<str>, wasi: WasiCtx, grants: Grants, limits: StoreLimits) -> Self {
+    pub fn new(
+        component_id: Arc<str>,
+        wasi: WasiCtx,
+        grants: Grants,
+        limits: InstanceBudget,
+    ) -> Self {
         Self {
             component_id,
             table: ResourceTable::new(),

@@ -52,6 +52,7 @@ impl Loaded {
             deadline: runtime.http.request_timeout,
             drain_timeout: runtime.options.drain_timeout,
             tls: runtime.tls.clone(),
+            redis_max_message_size: runtime.options.redis_max_message_size,
         };
         let pubsub = PubSub::prepare(&app, &executor, &context)?;
         Ok(Self {

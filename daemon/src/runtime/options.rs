@@ -34,6 +34,8 @@ pub struct RuntimeOptions {
     /// Where key-value stores live (Spin runtime config).
     pub runtime_config: RuntimeConfig,
     pub key_value_limits: KeyValueLimits,
+    /// Largest Redis trigger message handled.
+    pub redis_max_message_size: usize,
     /// App variable values, beating `SPIN_VARIABLE_*` and defaults.
     pub variables: CommandLineValues,
     /// Environment variables for every component.
@@ -80,6 +82,8 @@ impl RuntimeOptions {
                     max_bytes: args.key_value_max_store_size,
                 },
             },
+            redis_max_message_size: usize::try_from(args.redis_max_message_size)
+                .unwrap_or(usize::MAX),
             variables: CommandLineValues::parse(&args.variables)?,
             environment: args.env.clone(),
         })
@@ -110,6 +114,8 @@ impl RuntimeOptions {
                     .unwrap_or(usize::MAX),
                 quota: config.key_value_quota,
             },
+            redis_max_message_size: usize::try_from(config.redis_max_message_size)
+                .unwrap_or(usize::MAX),
             variables,
             environment: app.environment.clone(),
         })

@@ -55,6 +55,27 @@ impl<M: Send + 'static> Dispatcher<M> {
         let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
             return; // never closed
         };
+        self.enqueue(key, message, permit);
+    }
+
+    /// Queues `message` if the trigger has room now; gives it back if not.
+    pub fn try_dispatch(&self, key: &str, message: M) -> Result<(), M> {
+        match self.inner.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.enqueue(key, message, permit);
+                Ok(())
+            }
+            Err(_) => Err(message),
+        }
+    }
+
+    /// Completes when the trigger has room for a message (it may be taken by
+    /// another caller first). Cancel-safe.
+    pub async fn room(&self) {
+        let _ = self.inner.permits.acquire().await;
+    }
+
+    fn enqueue(&self, key: &str, message: M, permit: OwnedSemaphorePermit) {
         {
             let mut queues = self.inner.lock();
             if let Some(queue) = queues.get_mut(key) {

@@ -33,6 +33,8 @@ pub struct PubSubContext {
     pub drain_timeout: Duration,
     /// For `mqtts://` brokers.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Largest Redis trigger message handled; larger ones are dropped unread.
+    pub redis_max_message_size: usize,
 }
 
 /// An app's Redis and MQTT triggers, checked and ready to run: every

@@ -34,13 +34,24 @@ pub struct Verified {
 
 /// Checks `bundle` completely, writing nothing.
 pub fn verify(bundle: &Path, keys: &TrustedKeys, limits: &Limits) -> Result<Verified> {
+    walk(open(bundle)?, keys, limits, |_, _| Ok(()))
+}
+
+/// [`verify`] of a bundle in memory (the fuzzing entry point).
+pub fn verify_bytes(bundle: &[u8], keys: &TrustedKeys, limits: &Limits) -> Result<Verified> {
     walk(bundle, keys, limits, |_, _| Ok(()))
+}
+
+fn open(bundle: &Path) -> Result<BufReader<File>> {
+    let file = File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
+    Ok(BufReader::new(file))
 }
 
 /// Checks `bundle` again and writes its app files under `dest`, which must
 /// not exist yet. Files are fsynced; on error `dest` may hold part of the
 /// files and is the caller's to remove.
 pub fn unpack(bundle: &Path, keys: &TrustedKeys, limits: &Limits, dest: &Path) -> Result<Verified> {
+    let bundle = open(bundle)?;
     std::fs::create_dir(dest).with_context(|| format!("creating {}", dest.display()))?;
     walk(bundle, keys, limits, |entry, data| {
         let target: PathBuf = dest.join(&entry.path);
@@ -61,13 +72,12 @@ pub fn unpack(bundle: &Path, keys: &TrustedKeys, limits: &Limits, dest: &Path) -
 
 /// Reads the archive in order, handing each checked file to `sink`.
 fn walk(
-    bundle: &Path,
+    bundle: impl Read,
     keys: &TrustedKeys,
     limits: &Limits,
     mut sink: impl FnMut(&FileEntry, &[u8]) -> Result<()>,
 ) -> Result<Verified> {
-    let file = File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
-    let gzip = flate2::read::GzDecoder::new(BufReader::new(file));
+    let gzip = flate2::read::GzDecoder::new(bundle);
     let mut archive = tar::Archive::new(gzip);
     // Raw: name extensions come to us as records, read within our limits.
     let mut entries = archive.entries().map_err(unreadable)?.raw(true);

@@ -22,7 +22,7 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::allowed_hosts::AllowedHosts;
-use super::connections::{Lease, Pool};
+use super::connections::{Lease, Pool, PoolFull};
 use super::{Capability, Grantee, HostState};
 use acks::Acks;
 
@@ -43,8 +43,12 @@ const PUBLISH_FRAMING: usize = 9;
 /// acknowledgements and pings come in.
 const MAX_INCOMING_PACKET: usize = 16 << 10;
 
-/// What makes two connections interchangeable: address, credentials and
-/// keep-alive.
+/// Broker connections the process keeps open at once (each has a thread).
+const MAX_CONNECTIONS: usize = 16;
+
+/// What makes two connections interchangeable: address and credentials. Not
+/// the keep-alive a component asks for: the first connection's is kept, so
+/// varying it cannot open a connection per value.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct BrokerKey {
     scheme: String,
@@ -52,7 +56,6 @@ pub struct BrokerKey {
     port: u16,
     username: String,
     password: String,
-    keep_alive: u64,
 }
 
 /// The process-wide broker connections, shared by every app generation.
@@ -80,26 +83,30 @@ impl MqttConnections {
     /// `tls` is used for `mqtts://` brokers.
     pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
-            pool: Pool::default(),
+            pool: Pool::new(MAX_CONNECTIONS),
             next_id: AtomicU64::new(0),
             tls,
         }
     }
 
-    async fn connect(&self, lease: &MqttLease, key: BrokerKey) -> Result<Arc<Broker>, Failure> {
+    async fn connect(
+        &self,
+        lease: &MqttLease,
+        key: BrokerKey,
+        keep_alive: u64,
+    ) -> Result<Arc<Broker>, Failure> {
         lease
-            .get_or_connect(&self.pool, key.clone(), || self.open(key))
+            .get_or_connect(&self.pool, key.clone(), || self.open(key, keep_alive))
             .await
     }
 
-    async fn open(&self, key: BrokerKey) -> Result<Broker, Failure> {
+    async fn open(&self, key: BrokerKey, keep_alive: u64) -> Result<Broker, Failure> {
         let BrokerKey {
             scheme,
             host,
             port,
             username,
             password,
-            keep_alive,
         } = key;
         let id = format!(
             "gatewayd-{}-{}",
@@ -191,9 +198,11 @@ impl Mqtt {
             port,
             username: username.to_string(),
             password: password.to_string(),
-            keep_alive,
         };
-        let broker = self.connections.connect(&self.lease, key).await?;
+        let broker = self
+            .connections
+            .connect(&self.lease, key, keep_alive)
+            .await?;
         Ok(MqttConnection { broker })
     }
 }
@@ -241,6 +250,14 @@ enum Failure {
     InvalidAddress,
     ConnectionFailed(String),
     Other(String),
+    TooManyConnections,
+}
+
+impl From<PoolFull> for Failure {
+    fn from(full: PoolFull) -> Self {
+        tracing::warn!("outbound MQTT: {full}");
+        Failure::TooManyConnections
+    }
 }
 
 /// What the generated bindings see of the store data.

@@ -14,6 +14,7 @@ fn to_error(failure: Failure) -> Error {
         Failure::InvalidAddress => Error::InvalidAddress,
         Failure::ConnectionFailed(message) => Error::ConnectionFailed(message),
         Failure::Other(message) => Error::Other(message),
+        Failure::TooManyConnections => Error::TooManyConnections,
     }
 }
 

@@ -19,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::allowed_hosts::AllowedHosts;
-use super::connections::{Lease, Pool};
+use super::connections::{Lease, Pool, PoolFull};
 use super::{Capability, Grantee, HostState};
 
 /// How long connecting to a server may take before the guest gets an error.
@@ -27,25 +27,56 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one command may wait for its reply.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The process-wide connections, by address, shared by every app generation.
-#[derive(Default)]
+/// Server connections the process keeps open at once.
+const MAX_CONNECTIONS: usize = 16;
+
+/// The process-wide connections, shared by every app generation, by what
+/// identifies the server and the identity used (see [`ServerKey`]).
 pub struct RedisConnections {
-    pool: Pool<String, ConnectionManager>,
+    pool: Pool<ServerKey, ConnectionManager>,
+}
+
+impl Default for RedisConnections {
+    fn default() -> Self {
+        Self {
+            pool: Pool::new(MAX_CONNECTIONS),
+        }
+    }
 }
 
 /// The connections one app generation uses.
-pub type RedisLease = Lease<String, ConnectionManager>;
+pub type RedisLease = Lease<ServerKey, ConnectionManager>;
+
+/// Server address, credentials, database and protocol: two addresses that
+/// differ only in spelling (`redis://h:6379` and `redis://h:6379/0?x=1`) share
+/// one connection, so a component cannot open one per spelling.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ServerKey(String);
+
+impl ServerKey {
+    fn of(info: &redis::ConnectionInfo) -> Self {
+        let settings = info.redis_settings();
+        Self(format!(
+            "{:?}\n{:?}\n{:?}\n{}\n{:?}",
+            info.addr(),
+            settings.username(),
+            settings.password(),
+            settings.db(),
+            settings.protocol()
+        ))
+    }
+}
 
 impl RedisConnections {
     async fn connect(
         &self,
         lease: &RedisLease,
-        address: &str,
+        info: redis::ConnectionInfo,
         server: &str,
     ) -> Result<ConnectionManager, Failure> {
         let manager = lease
-            .get_or_connect(&self.pool, address.to_string(), || async {
-                let client = redis::Client::open(address).map_err(|_| Failure::InvalidAddress)?;
+            .get_or_connect(&self.pool, ServerKey::of(&info), || async {
+                let client = redis::Client::open(info).map_err(|_| Failure::InvalidAddress)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -104,10 +135,7 @@ impl Redis {
             return Err(Failure::InvalidAddress);
         }
         let server = format!("{host}:{port}");
-        let manager = self
-            .connections
-            .connect(&self.lease, address, &server)
-            .await?;
+        let manager = self.connections.connect(&self.lease, info, &server).await?;
         Ok(RedisConnection {
             manager,
             server: server.into(),
@@ -128,6 +156,14 @@ enum Failure {
     InvalidAddress,
     TypeError,
     Other(String),
+    TooManyConnections,
+}
+
+impl From<PoolFull> for Failure {
+    fn from(full: PoolFull) -> Self {
+        tracing::warn!("outbound Redis: {full}");
+        Failure::TooManyConnections
+    }
 }
 
 /// One text for "the server is not there", whether connecting or mid-command:

@@ -13,6 +13,7 @@ fn to_error(failure: Failure) -> Error {
         Failure::InvalidAddress => Error::InvalidAddress,
         Failure::TypeError => Error::TypeError,
         Failure::Other(message) => Error::Other(message),
+        Failure::TooManyConnections => Error::TooManyConnections,
     }
 }
 

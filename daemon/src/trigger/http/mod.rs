@@ -9,6 +9,7 @@
 
 mod handler;
 mod headers;
+pub mod path;
 pub mod probe;
 pub mod router;
 mod server;
@@ -117,7 +118,13 @@ impl HttpApp {
         client: SocketAddr,
         listen: SocketAddr,
     ) -> Response<WasiBody> {
-        let Some(route) = self.router.route(request.uri().path()) else {
+        let Ok(normal) = path::normalize(request.uri().path()) else {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: path above the root\n",
+            );
+        };
+        let Some(route) = self.router.route(&normal) else {
             return text_response(StatusCode::NOT_FOUND, "Not Found\n");
         };
         let component_id = match &route.trigger.handler {

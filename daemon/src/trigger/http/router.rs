@@ -8,6 +8,7 @@
 //! route, and that beats a `...` wildcard. Because the order depends only on the
 //! patterns, "first match in sorted order" is the same as "most specific match".
 
+use super::path;
 use crate::app::{HttpTrigger, Segment};
 
 pub struct Router {
@@ -58,7 +59,7 @@ impl Router {
         let base_segments: Vec<Segment> = base
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| Segment::Literal(s.to_string()))
+            .map(|s| Segment::Literal(path::normalize_segment(s)))
             .collect();
         let base = if base_segments.is_empty() {
             "/".to_string()
@@ -72,7 +73,10 @@ impl Router {
             .enumerate()
             .map(|(order, t)| {
                 let mut segments = base_segments.clone();
-                segments.extend(t.route.segments().iter().cloned());
+                segments.extend(t.route.segments().iter().map(|s| match s {
+                    Segment::Literal(l) => Segment::Literal(path::normalize_segment(l)),
+                    other => other.clone(),
+                }));
                 let wildcard = t.route.is_wildcard();
                 let rank = rank(&segments, wildcard);
                 let full_pattern = join(&base, t.route.raw());
@@ -103,7 +107,8 @@ impl Router {
         }
     }
 
-    /// The most specific trigger for `path` (raw, percent-encoded, without a query).
+    /// The most specific trigger for `path`, in the form `path::normalize` gives it
+    /// (percent-encoded, without a query).
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
         let path = if path.is_empty() { "/" } else { path };
         if !path.starts_with('/') {
@@ -210,8 +215,10 @@ mod tests {
         Router::new(base, &triggers)
     }
 
-    fn winner(r: &Router, path: &str) -> Option<String> {
-        r.route(path).map(|m| m.trigger.id.clone())
+    /// The winner for a raw request path, normalized as the server does.
+    fn winner(r: &Router, raw: &str) -> Option<String> {
+        let normal = path::normalize(raw).ok()?;
+        r.route(&normal).map(|m| m.trigger.id.clone())
     }
 
     #[test]
@@ -221,7 +228,16 @@ mod tests {
         let cases: &[Case] = &[
             (&[("a", "/hello")], "/hello", Some("a")),
             (&[("a", "/hello")], "/hello/", Some("a")),
-            (&[("a", "/hello")], "/hello//", None),
+            (&[("a", "/hello")], "/hello//", Some("a")),
+            (&[("a", "/hello")], "//hello", Some("a")),
+            (&[("a", "/hello")], "/%68ello", Some("a")),
+            (&[("a", "/hello")], "/x/../hello", Some("a")),
+            (&[("a", "/hello")], "/../hello", None),
+            (&[("a", "/x/...")], "//x", Some("a")),
+            (&[("a", "/x/...")], "/%78/y", Some("a")),
+            (&[("a", "/%78/...")], "/x/y", Some("a")),
+            (&[("a", "/a%2Fb")], "/a%2fb", Some("a")),
+            (&[("a", "/a/b")], "/a%2Fb", None),
             (&[("a", "/hello")], "/hello/x", None),
             (&[("a", "/hello")], "/hell", None),
             (&[("a", "/hello")], "/Hello", None),

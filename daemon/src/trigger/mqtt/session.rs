@@ -1,6 +1,19 @@
 //! One MQTT trigger's link to the broker: connect (and reconnect forever),
 //! subscribe when the broker has no session for us, read messages and
 //! dispatch them, acknowledge each once handled.
+//!
+//! rumqttc does all of a connection's I/O, keep-alive pings included, inside
+//! `EventLoop::poll`. So the session keeps polling while the trigger is full,
+//! parking what arrives meanwhile in a small queue bounded by count and bytes;
+//! only when that is full too does it stop reading (backpressure, and the
+//! broker may then drop the connection for a missed keep-alive).
+//!
+//! An acknowledgement names a packet id, which means a message only on the
+//! connection it came in on: after a reconnect the broker resends what we did
+//! not acknowledge, under ids that may now name other messages. So every
+//! message carries the number of the connection it arrived on, and an
+//! acknowledgement from an earlier connection is dropped, never sent: its
+//! message comes again and is handled again (at least once).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode,
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, Request, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
 
@@ -27,6 +40,10 @@ const MAX_PACKET_SIZE: usize = 4 * 1024 * 1024;
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Requests (acknowledgements, dead letters, subscribe) the client queues.
 const CLIENT_QUEUE: usize = 64;
+/// Messages parked while the trigger is full, and their bytes (at least one
+/// message is always taken).
+const MAX_PARKED: usize = 32;
+const MAX_PARKED_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct Session {
     name: String,
@@ -34,11 +51,57 @@ pub struct Session {
     qos: QoS,
     client: AsyncClient,
     events: EventLoop,
-    dispatcher: Dispatcher<Publish>,
+    dispatcher: Dispatcher<Delivery>,
     /// What handlers want sent, in order (see [`Outgoing`]).
     outgoing: mpsc::UnboundedReceiver<Outgoing>,
     /// Taken from `outgoing` but not yet accepted by the client's queue.
     backlog: VecDeque<Outgoing>,
+    /// Received while the trigger was full, oldest first.
+    parked: Parked,
+    /// Counts connections: the one messages arrive on now.
+    connection: u64,
+}
+
+/// A message and the connection it arrived on.
+struct Delivery {
+    connection: u64,
+    message: Publish,
+}
+
+#[derive(Default)]
+struct Parked {
+    messages: VecDeque<Publish>,
+    bytes: usize,
+}
+
+impl Parked {
+    fn has_room(&self) -> bool {
+        self.messages.is_empty()
+            || (self.messages.len() < MAX_PARKED && self.bytes < MAX_PARKED_BYTES)
+    }
+
+    fn push(&mut self, message: Publish) {
+        self.bytes += message.payload.len();
+        self.messages.push_back(message);
+    }
+
+    fn pop(&mut self) -> Option<Publish> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message.payload.len();
+        Some(message)
+    }
+
+    fn unpop(&mut self, message: Publish) {
+        self.bytes += message.payload.len();
+        self.messages.push_front(message);
+    }
+
+    /// After a connection was lost: QoS 1 and 2 messages will come again (and
+    /// could not be acknowledged any more); QoS 0 ones never would.
+    fn keep_only_qos0(&mut self) {
+        self.messages.retain(|m| m.qos == QoS::AtMostOnce);
+        self.bytes = self.messages.iter().map(|m| m.payload.len()).sum();
+    }
 }
 
 /// Packets a handler wants sent. Handlers never wait on the client's queue:
@@ -53,7 +116,10 @@ enum Outgoing {
         topic: String,
         payload: bytes::Bytes,
     },
-    Ack(Publish),
+    Ack {
+        connection: u64,
+        message: Publish,
+    },
 }
 
 impl Session {
@@ -95,9 +161,9 @@ impl Session {
             dead_letter_topic: trigger.dead_letter_topic.clone(),
         };
         let handler = Arc::new(handler);
-        let dispatcher = Dispatcher::new(concurrency, move |message: Publish| {
+        let dispatcher = Dispatcher::new(concurrency, move |delivery: Delivery| {
             let handler = handler.clone();
-            async move { handler.handle(message).await }
+            async move { handler.handle(delivery).await }
         });
         Ok(Self {
             name,
@@ -108,19 +174,25 @@ impl Session {
             dispatcher,
             outgoing,
             backlog: VecDeque::new(),
+            parked: Parked::default(),
+            connection: 0,
         })
     }
 
     pub async fn run(mut self, mut shutdown: Shutdown, drain_timeout: Duration) {
         let mut link = Reconnect::new(self.name.clone());
         loop {
+            self.dispatch_parked();
             self.feed_client();
+            let reading = self.parked.has_room();
+            let waiting = !self.parked.messages.is_empty();
             let event = tokio::select! {
-                event = self.events.poll() => event,
+                event = self.events.poll(), if reading => event,
                 Some(packet) = self.outgoing.recv() => {
                     self.backlog.push_back(packet);
                     continue;
                 }
+                () = self.dispatcher.room(), if waiting => continue,
                 _ = shutdown.requested() => break,
             };
             match event {
@@ -144,28 +216,11 @@ impl Session {
                         self.name
                     ),
                 },
-                Ok(Event::Incoming(Packet::Publish(message))) => {
-                    let topic = message.topic.clone();
-                    // While the trigger is full, handlers finishing still get
-                    // their acknowledgements out.
-                    let dispatch = self.dispatcher.dispatch(&topic, message);
-                    tokio::pin!(dispatch);
-                    loop {
-                        tokio::select! {
-                            () = &mut dispatch => break,
-                            Some(packet) = self.outgoing.recv() => {
-                                self.backlog.push_back(packet);
-                            }
-                            // Not handled and not acknowledged: the broker keeps it.
-                            _ = shutdown.requested() => break,
-                        }
-                    }
-                    if shutdown.is_requested() {
-                        break;
-                    }
-                }
+                // Parked behind earlier ones, so one topic stays in order.
+                Ok(Event::Incoming(Packet::Publish(message))) => self.parked.push(message),
                 Ok(_) => {}
                 Err(e) => {
+                    self.connection_lost();
                     let pause = link.failed(&e);
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
@@ -177,8 +232,39 @@ impl Session {
         self.stop(drain_timeout).await;
     }
 
+    /// Hands parked messages to the dispatcher while it has room.
+    fn dispatch_parked(&mut self) {
+        while let Some(message) = self.parked.pop() {
+            let topic = message.topic.clone();
+            let delivery = Delivery {
+                connection: self.connection,
+                message,
+            };
+            if let Err(Delivery { message, .. }) = self.dispatcher.try_dispatch(&topic, delivery) {
+                self.parked.unpop(message);
+                return;
+            }
+        }
+    }
+
+    /// Forgets what only meant something on the lost connection: its
+    /// acknowledgements (ours queued, and rumqttc's for QoS 2) and the
+    /// messages it brought that the broker will send again.
+    fn connection_lost(&mut self) {
+        self.connection += 1;
+        let current = self.connection;
+        self.backlog.retain(|packet| match packet {
+            Outgoing::Ack { connection, .. } => *connection == current,
+            _ => true,
+        });
+        self.events
+            .pending
+            .retain(|r| !matches!(r, Request::PubAck(_) | Request::PubRec(_)));
+        self.parked.keep_only_qos0();
+    }
+
     fn feed_client(&mut self) {
-        feed(&self.client, &mut self.backlog);
+        feed(&self.client, &mut self.backlog, self.connection);
     }
 
     /// Lets in-flight messages finish while their acknowledgements still go
@@ -196,11 +282,12 @@ impl Session {
                 dispatcher,
                 outgoing,
                 backlog,
+                connection,
                 ..
             } = &mut self;
             let keep_polling = async {
                 loop {
-                    feed(client, backlog);
+                    feed(client, backlog, *connection);
                     tokio::select! {
                         event = events.poll() => if event.is_err() {
                             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -218,7 +305,7 @@ impl Session {
         while let Ok(packet) = self.outgoing.try_recv() {
             self.backlog.push_back(packet);
         }
-        feed(&self.client, &mut self.backlog);
+        feed(&self.client, &mut self.backlog, self.connection);
         if !drained {
             tracing::warn!(
                 "{}: drain timeout reached; unfinished messages will be redelivered",
@@ -237,15 +324,24 @@ impl Session {
     }
 }
 
-/// Moves packets from `backlog` into the client's queue until it is full.
-fn feed(client: &AsyncClient, backlog: &mut VecDeque<Outgoing>) {
+/// Moves packets from `backlog` into the client's queue until it is full,
+/// dropping acknowledgements of messages from before `connection`.
+fn feed(client: &AsyncClient, backlog: &mut VecDeque<Outgoing>, connection: u64) {
     while let Some(packet) = backlog.pop_front() {
         let sent = match &packet {
             Outgoing::Subscribe(filter, qos) => client.try_subscribe(filter.clone(), *qos),
             Outgoing::DeadLetter { topic, payload } => {
                 client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.to_vec())
             }
-            Outgoing::Ack(message) => client.try_ack(message),
+            Outgoing::Ack {
+                connection: arrived,
+                message,
+            } => {
+                if *arrived != connection {
+                    continue;
+                }
+                client.try_ack(message)
+            }
         };
         match sent {
             Ok(()) => {}
@@ -270,7 +366,11 @@ struct Handler {
 }
 
 impl Handler {
-    async fn handle(&self, message: Publish) {
+    async fn handle(&self, delivery: Delivery) {
+        let Delivery {
+            connection,
+            message,
+        } = delivery;
         let what = format!("{}: message on {:?}", self.name, message.topic);
         tracing::debug!("{what}: received");
         let handled = retry::with_retries(self.max_attempts, &what, |_| {
@@ -304,7 +404,10 @@ impl Handler {
             payload: bytes::Bytes::new(),
             ..message
         };
-        let _ = self.to_session.send(Outgoing::Ack(ack));
+        let _ = self.to_session.send(Outgoing::Ack {
+            connection,
+            message: ack,
+        });
     }
 }
 
@@ -313,5 +416,74 @@ fn qos(level: u8) -> QoS {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
         _ => QoS::ExactlyOnce,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(pkid: u16) -> Publish {
+        let mut message = Publish::new("t", QoS::ExactlyOnce, Vec::new());
+        message.pkid = pkid;
+        message
+    }
+
+    fn ack(connection: u64, pkid: u16) -> Outgoing {
+        Outgoing::Ack {
+            connection,
+            message: message(pkid),
+        }
+    }
+
+    #[test]
+    fn acknowledgements_from_an_earlier_connection_are_never_sent() {
+        let (client, mut events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 8);
+        let mut backlog = VecDeque::from([
+            ack(0, 1),
+            ack(1, 2),
+            Outgoing::DeadLetter {
+                topic: "dead".into(),
+                payload: bytes::Bytes::from_static(b"x"),
+            },
+            ack(0, 3),
+        ]);
+        feed(&client, &mut backlog, 1);
+        assert!(backlog.is_empty());
+        // What reached the client's queue (QoS 2 acknowledgements are PUBRECs).
+        events.clean();
+        let sent: Vec<String> = events
+            .pending
+            .iter()
+            .map(|r| match r {
+                Request::PubRec(rec) => format!("pubrec {}", rec.pkid),
+                Request::Publish(p) => format!("publish {}", p.topic),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sent, ["pubrec 2", "publish dead"]);
+    }
+
+    #[test]
+    fn parked_messages_are_bounded_and_qos0_survives_a_reconnect() {
+        let mut parked = Parked::default();
+        assert!(parked.has_room());
+        // One message is always taken, however large.
+        parked.push(Publish::new(
+            "t",
+            QoS::AtLeastOnce,
+            vec![0u8; MAX_PARKED_BYTES * 2],
+        ));
+        assert!(!parked.has_room());
+        parked.pop();
+        for _ in 0..MAX_PARKED {
+            assert!(parked.has_room());
+            parked.push(Publish::new("t", QoS::AtMostOnce, vec![0u8; 1]));
+        }
+        assert!(!parked.has_room());
+        parked.push(Publish::new("t", QoS::AtLeastOnce, vec![0u8; 10]));
+        parked.keep_only_qos0();
+        assert_eq!(parked.messages.len(), MAX_PARKED);
+        assert_eq!(parked.bytes, MAX_PARKED);
     }
 }

@@ -7,6 +7,7 @@
 //! the message goes to `dead_letter_channel` if set.
 
 mod guest;
+mod resp;
 mod subscription;
 
 use std::sync::Arc;
@@ -40,7 +41,11 @@ pub fn prepare(
             context.deadline,
         )
         .with_context(|| format!("Redis trigger \"{}\"", trigger.id))?;
-        subscriptions.push(Subscription::new(trigger, Arc::new(guest))?);
+        subscriptions.push(Subscription::new(
+            trigger,
+            Arc::new(guest),
+            context.redis_max_message_size,
+        )?);
     }
     Ok(subscriptions)
 }

@@ -1,15 +1,16 @@
 //! One Redis trigger's subscription: connect (and reconnect forever),
-//! SUBSCRIBE, read messages and dispatch them.
+//! SUBSCRIBE, read messages (no faster than they are handled, see `resp`) and
+//! dispatch them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use futures_util::{FutureExt as _, StreamExt as _};
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::ConnectionManager;
 use tokio::sync::{OnceCell, oneshot};
 
 use super::RedisGuest;
+use super::resp::{Event, Subscriber, Target};
 use crate::app::RedisTrigger;
 use crate::shutdown::Shutdown;
 use crate::trigger::dispatch::Dispatcher;
@@ -18,16 +19,26 @@ use crate::trigger::retry;
 
 /// How long a stopping subscription waits for its UNSUBSCRIBE to be confirmed.
 const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection that brought nothing for this long is asked for a PING; if the
+/// answer does not come within the same time, it is taken for lost. Without
+/// it, a link that died silently (a board's Wi-Fi, a NAT that forgot it) would
+/// wait for messages forever.
+const IDLE_PING: Duration = Duration::from_secs(30);
 
 pub struct Subscription {
     name: String,
     channel: String,
-    client: redis::Client,
+    target: Target,
+    max_message_size: usize,
     dispatcher: Dispatcher<Vec<u8>>,
 }
 
 impl Subscription {
-    pub fn new(trigger: &RedisTrigger, guest: Arc<RedisGuest>) -> Result<Self> {
+    pub fn new(
+        trigger: &RedisTrigger,
+        guest: Arc<RedisGuest>,
+        max_message_size: usize,
+    ) -> Result<Self> {
         let client = redis::Client::open(trigger.address.as_str()).with_context(|| {
             format!(
                 "Redis trigger \"{}\": address {}",
@@ -57,7 +68,8 @@ impl Subscription {
         Ok(Self {
             name,
             channel: trigger.channel.clone(),
-            client,
+            target: Target::of(&client),
+            max_message_size,
             dispatcher,
         })
     }
@@ -74,11 +86,11 @@ impl Subscription {
         let mut link = Reconnect::new(self.name.clone());
         'connect: loop {
             let subscribed = tokio::select! {
-                subscribed = self.subscribe() => subscribed,
+                subscribed = Subscriber::subscribe(&self.target, &self.channel, self.max_message_size) => subscribed,
                 _ = shutdown.requested() => break,
             };
-            let pubsub = match subscribed {
-                Ok(pubsub) => pubsub,
+            let mut subscriber = match subscribed {
+                Ok(subscriber) => subscriber,
                 Err(e) => {
                     let pause = link.failed(&e);
                     tokio::select! {
@@ -91,26 +103,38 @@ impl Subscription {
             if let Some(tx) = confirmed.take() {
                 let _ = tx.send(());
             }
-            let (mut sink, mut messages) = pubsub.split();
-            loop {
-                let message = tokio::select! {
-                    message = messages.next() => message,
+            let mut pinged = false;
+            let lost = loop {
+                let event = tokio::select! {
+                    event = tokio::time::timeout(IDLE_PING, subscriber.next()) => event,
                     _ = shutdown.requested() => {
-                        self.hand_off(&mut sink, &mut messages).await;
+                        self.hand_off(&mut subscriber).await;
                         break 'connect;
                     }
                 };
-                let Some(message) = message else {
-                    let pause = link.failed(&"the server closed the connection");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => continue 'connect,
-                        _ = shutdown.requested() => break 'connect,
+                let event = match event {
+                    Ok(Ok(event)) => event,
+                    Ok(Err(e)) => break e.to_string(),
+                    Err(_idle) if pinged => {
+                        break format!("no answer to a PING within {IDLE_PING:?}");
                     }
+                    Err(_idle) => match subscriber.ping().await {
+                        Ok(()) => {
+                            pinged = true;
+                            continue;
+                        }
+                        Err(e) => break e.to_string(),
+                    },
                 };
+                pinged = false;
                 // A message in hand is dispatched even if shutdown comes
                 // meanwhile: it was received, and the drain covers it.
-                let payload = message.get_payload_bytes().to_vec();
-                self.dispatcher.dispatch(&self.channel, payload).await;
+                self.take(event).await;
+            };
+            let pause = link.failed(&lost);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => continue 'connect,
+                _ = shutdown.requested() => break 'connect,
             }
         }
         let in_flight = self.dispatcher.in_flight();
@@ -125,26 +149,36 @@ impl Subscription {
         }
     }
 
+    async fn take(&self, event: Event) {
+        match event {
+            Event::Message(payload) => self.dispatcher.dispatch(&self.channel, payload).await,
+            Event::TooLarge(size) => tracing::warn!(
+                "{}: dropped a message of {size} bytes: the limit is {} (redis_max_message_size)",
+                self.name,
+                self.max_message_size
+            ),
+            Event::Subscribed | Event::Unsubscribed | Event::Pong => {}
+        }
+    }
+
     /// Stops taking messages without losing one: UNSUBSCRIBE, then dispatch
     /// every message that arrived before the server confirmed it (the
     /// confirmation comes after them on the connection). During an update
     /// the next generation is already subscribed, so messages published from
     /// then on are its.
-    async fn hand_off(&self, sink: &mut PubSubSink, messages: &mut PubSubStream) {
-        let unsubscribed = tokio::time::timeout(HAND_OFF_TIMEOUT, sink.unsubscribe(&self.channel));
-        if !matches!(unsubscribed.await, Ok(Ok(()))) {
+    async fn hand_off(&self, subscriber: &mut Subscriber) {
+        let confirmed = tokio::time::timeout(HAND_OFF_TIMEOUT, async {
+            subscriber.unsubscribe(&self.channel).await?;
+            loop {
+                match subscriber.next().await? {
+                    Event::Unsubscribed => return Ok::<_, std::io::Error>(()),
+                    event => self.take(event).await,
+                }
+            }
+        });
+        if !matches!(confirmed.await, Ok(Ok(()))) {
             tracing::warn!("{}: could not unsubscribe; stopping anyway", self.name);
         }
-        while let Some(Some(message)) = messages.next().now_or_never() {
-            let payload = message.get_payload_bytes().to_vec();
-            self.dispatcher.dispatch(&self.channel, payload).await;
-        }
-    }
-
-    async fn subscribe(&self) -> redis::RedisResult<redis::aio::PubSub> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(&self.channel).await?;
-        Ok(pubsub)
     }
 }
 
