@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building for the boards and testing under QEMU needs on an
 # x86_64 Debian host: the Rust targets, Debian's cross compilers (linkers and
-# sysroots) and qemu-user-static. Safe to run again; installs only what is
+# sysroots), lld (armv7 links with it: cross/armv7-linker) and
+# qemu-user-static. Safe to run again; installs only what is
 # missing.
 set -euo pipefail
 
@@ -12,7 +13,8 @@ missing=()
 for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
             riscv64-linux-gnu-gcc:gcc-riscv64-linux-gnu \
             arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf \
-            qemu-aarch64-static:qemu-user-static; do
+            qemu-aarch64-static:qemu-user-static \
+            ld.lld:lld; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@
 # systemd) and one .ipk (OpenWrt's opkg: procd) per architecture, from one
 # static build of gatewayd and gatewayctl per architecture.
 #
-#   bash packaging/build.sh                   # amd64 arm64 riscv64
+#   bash packaging/build.sh                   # amd64 arm64 riscv64 armhf
 #   bash packaging/build.sh arm64 armhf       # some of them
 #   bash packaging/build.sh --profile qemu    # package CI's quicker builds
 #
@@ -41,8 +41,7 @@ while [ $# -gt 0 ]; do
       ;;
   esac
 done
-# armhf is left out until its static build runs (see cross/cargo-config.toml).
-[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64 riscv64)
+[ ${#arches[@]} -gt 0 ] || arches=(amd64 arm64 riscv64 armhf)
 
 triple_of() {
   case "$1" in

@@ -193,6 +193,44 @@ async fn large_request_and_response_bodies_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_over_the_limit_never_reach_the_component_whole() {
+    let gw = Gateway::start_with(
+        &probe_app(),
+        Options {
+            args: &["--max-request-body-size", "1MiB"],
+            ..Options::default()
+        },
+    );
+    let limit = 1024 * 1024;
+    // At the limit: echoed whole.
+    let response = client()
+        .post(gw.url("/probe/echo"))
+        .body(vec![b'a'; limit])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), limit);
+    // A declared length over it: 413, the component is not called.
+    let response = client()
+        .post(gw.url("/probe/echo"))
+        .body(vec![b'a'; limit + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    // A chunked body over it is cut: the component never sees all of it.
+    let chunks = (0..4).map(move |_| Ok::<_, std::io::Error>(vec![b'b'; limit / 2]));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let echoed = match client().post(gw.url("/probe/echo")).body(body).send().await {
+        Ok(response) if response.status() == 200 => response.bytes().await.map_or(0, |b| b.len()),
+        Ok(_) | Err(_) => 0,
+    };
+    assert!(echoed <= limit, "{echoed} bytes echoed");
+    assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn environment_from_manifest_and_command_line() {
     let gw = Gateway::start_with(
         &probe_app(),

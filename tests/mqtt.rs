@@ -158,3 +158,45 @@ async fn large_messages_publish_up_to_the_limit_and_beyond_is_an_error() {
         assert_eq!((status, body.as_str()), (200, "ok"), "{sdk}: after");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_connections_are_capped_per_process() {
+    let broker = MosquittoBroker::start();
+    let gw = Gateway::start(&mqtt_app());
+    // Each username is another identity, so another connection (the broker
+    // takes anyone): sixteen are kept, a seventeenth is refused.
+    let as_user = |user: String| {
+        let url = gw.url("/v5/publish/1/gw/capped");
+        let address = broker.address();
+        async move {
+            let response = client()
+                .post(url)
+                .header("x-mqtt-address", address)
+                .header("x-mqtt-username", user)
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    };
+    for i in 0..16 {
+        let (status, body) = as_user(format!("user{i}")).await;
+        assert_eq!(status, 200, "user{i}: {body}");
+    }
+    let (status, body) = as_user("user16".into()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (502, "error=Error::TooManyConnections"),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("too many open connections"),
+        "{}",
+        gw.logs()
+    );
+    // An identity already connected still publishes.
+    assert_eq!(as_user("user3".into()).await.0, 200);
+}

@@ -22,9 +22,6 @@ use harness::{Gateway, MosquittoBroker, MqttClient, Options, Program, Service, e
 struct Board {
     triple: &'static str,
     qemu: &'static str,
-    /// The sysroot a dynamically linked build needs (armv7's is not static
-    /// yet: see cross/cargo-config.toml).
-    sysroot: Option<&'static str>,
     /// How the log names the code the probe app's components get.
     code: &'static str,
 }
@@ -32,7 +29,6 @@ struct Board {
 const AARCH64: Board = Board {
     triple: "aarch64-unknown-linux-gnu",
     qemu: "qemu-aarch64-static",
-    sysroot: None,
     code: "to native aarch64 code",
 };
 
@@ -42,14 +38,12 @@ const AARCH64: Board = Board {
 const RISCV64: Board = Board {
     triple: "riscv64gc-unknown-linux-gnu",
     qemu: "qemu-riscv64-static",
-    sysroot: None,
     code: "running on the Pulley interpreter (pulley64)",
 };
 
 const ARMV7: Board = Board {
     triple: "armv7-unknown-linux-gnueabihf",
     qemu: "qemu-arm-static",
-    sysroot: Some("/usr/arm-linux-gnueabihf"),
     code: "to Pulley interpreter (pulley32)",
 };
 
@@ -67,13 +61,10 @@ fn program(board: &Board, cpu: &[&str]) -> Program {
         .join("qemu")
         .join("gatewayd");
     assert!(binary.exists(), "{} is missing", binary.display());
-    // The aarch64 and riscv64 builds are static: no sysroot (`-L`), as on a
-    // board whose libc is not the one they were built against.
+    // The builds are static: no sysroot (`-L`), as on a board whose libc is
+    // not the one they were built against.
     let mut runner = vec![board.qemu.to_string()];
     runner.extend(cpu.iter().map(|s| s.to_string()));
-    if let Some(sysroot) = board.sysroot {
-        runner.extend(["-L".to_string(), sysroot.to_string()]);
-    }
     Program {
         runner,
         binary: Some(binary),

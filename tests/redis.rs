@@ -179,3 +179,53 @@ async fn a_server_that_goes_away_is_a_guest_error_and_comes_back() {
         (200, "2".into())
     );
 }
+
+/// Connections the server has open now (its own count), besides the one asking.
+async fn server_connections(address: &str) -> usize {
+    let client = redis::Client::open(address).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    list.lines().count() - 1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spellings_share_a_connection_and_connections_are_capped() {
+    let redis = RedisServer::start();
+    let gw = Gateway::start(&redis_app());
+    let addr = redis.address();
+    // Forty spellings of one server: one connection, not forty.
+    for i in 0..40 {
+        let spelled = format!("{addr}/?spelling={i}");
+        let url = gw.url(&format!("/v5/set/k{i}"));
+        assert_eq!(call("PUT", &url, &spelled, b"v").await.0, 200, "{spelled}");
+    }
+    assert_eq!(server_connections(&addr).await, 1, "{}", gw.logs());
+    // Sixteen identities (databases 0 to 15) are sixteen connections; a
+    // seventeenth (another protocol) is refused, and the log says why.
+    for db in 1..16 {
+        let url = gw.url(&format!("/v7/set/k{db}"));
+        let (status, body) = call("PUT", &url, &format!("{addr}/{db}"), b"v").await;
+        assert_eq!(status, 200, "db {db}: {body}");
+    }
+    let url = gw.url("/v5/get/k1");
+    let (status, body) = call("GET", &url, &format!("{addr}/?protocol=resp3"), b"").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (502, "error=Error::TooManyConnections"),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("too many open connections"),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(server_connections(&addr).await, 16);
+    // The ones open keep working.
+    let url = gw.url("/v5/get/k3");
+    assert_eq!(call("GET", &url, &addr, b"").await, (200, "v".into()));
+}

@@ -94,6 +94,12 @@ pub struct UpArgs {
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     pub request_timeout: Timeout,
 
+    /// Largest HTTP request body a component is given: a larger declared
+    /// length is answered 413 without calling it; a streamed body is cut
+    /// there, and the component sees a body-size error.
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_request_body_size: u64,
+
     /// Give an app variable a value (repeatable): NAME=VALUE, or @FILE.json /
     /// @FILE.toml with a table of them. Beats SPIN_VARIABLE_<NAME> and the
     /// manifest's default.

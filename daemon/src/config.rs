@@ -47,6 +47,8 @@ pub struct Config {
     pub reuse: ReusePolicy,
     /// `[limits] redis_max_message_size`.
     pub redis_max_message_size: u64,
+    /// `[limits] max_request_body_size`.
+    pub max_request_body_size: u64,
     /// `[app]`: what `gatewayd up` takes as flags for the app.
     pub app: AppSettings,
 }
@@ -162,6 +164,7 @@ struct RawLimits {
     key_value_max_keys: Option<u64>,
     key_value_max_store_size: Option<String>,
     redis_max_message_size: Option<String>,
+    max_request_body_size: Option<String>,
     max_instance_reuse_count: Option<usize>,
     max_instance_concurrent_reuse_count: Option<usize>,
 }
@@ -322,6 +325,11 @@ impl Config {
                 "limits.redis_max_message_size",
                 raw.limits.redis_max_message_size.as_deref(),
                 "4MiB",
+            )?,
+            max_request_body_size: bytes(
+                "limits.max_request_body_size",
+                raw.limits.max_request_body_size.as_deref(),
+                "32MiB",
             )?,
             app: AppSettings {
                 variables_file: raw.app.variables_file,

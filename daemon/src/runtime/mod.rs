@@ -81,6 +81,7 @@ impl Runtime {
             http: HttpOptions {
                 request_timeout: options.request_timeout,
                 reuse: options.reuse.clone(),
+                max_request_body_size: options.max_request_body_size,
             },
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             _ticker: ticker,

@@ -36,6 +36,8 @@ pub struct RuntimeOptions {
     pub key_value_limits: KeyValueLimits,
     /// Largest Redis trigger message handled.
     pub redis_max_message_size: usize,
+    /// Largest HTTP request body given to a component.
+    pub max_request_body_size: u64,
     /// App variable values, beating `SPIN_VARIABLE_*` and defaults.
     pub variables: CommandLineValues,
     /// Environment variables for every component.
@@ -84,6 +86,7 @@ impl RuntimeOptions {
             },
             redis_max_message_size: usize::try_from(args.redis_max_message_size)
                 .unwrap_or(usize::MAX),
+            max_request_body_size: args.max_request_body_size,
             variables: CommandLineValues::parse(&args.variables)?,
             environment: args.env.clone(),
         })
@@ -116,6 +119,7 @@ impl RuntimeOptions {
             },
             redis_max_message_size: usize::try_from(config.redis_max_message_size)
                 .unwrap_or(usize::MAX),
+            max_request_body_size: config.max_request_body_size,
             variables,
             environment: app.environment.clone(),
         })

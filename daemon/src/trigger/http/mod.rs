@@ -46,6 +46,8 @@ pub struct HttpOptions {
     /// Deadline of one request, from dispatch to the end of the handler.
     pub request_timeout: Option<Duration>,
     pub reuse: ReusePolicy,
+    /// Largest request body given to a component.
+    pub max_request_body_size: u64,
 }
 
 /// One app as one serving thread sees it: routes and a handler per component.
@@ -56,6 +58,7 @@ pub struct HttpApp {
     handlers: BTreeMap<String, ProxyHandler<ComponentHandler>>,
     exports: BTreeMap<String, HttpExport>,
     request_timeout: Option<Duration>,
+    max_body: u64,
 }
 
 impl HttpApp {
@@ -92,6 +95,7 @@ impl HttpApp {
             handlers,
             exports,
             request_timeout: options.request_timeout,
+            max_body: options.max_request_body_size,
         })
     }
 
@@ -134,10 +138,21 @@ impl HttpApp {
         let Some(handler) = self.handlers.get(component_id) else {
             return text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
         };
+        if declared_length(&request).is_some_and(|length| length > self.max_body) {
+            return text_response(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
         let uri = request.uri().clone();
         headers::set_spin_headers(request.headers_mut(), &uri, &route, client, listen);
-        let request =
-            request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let limit = self.max_body;
+        let request = request.map(|body| {
+            http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                .map_err(move |e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => wasmtime_wasi_http::Error::from(*e),
+                    // Only the limit is left: Limited's own error.
+                    Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit)),
+                })
+                .boxed_unsync()
+        });
         let started = Instant::now();
         match handler.handle((), request).await {
             Ok(response) => response,
@@ -147,6 +162,17 @@ impl HttpApp {
             }
         }
     }
+}
+
+/// The request's `content-length`, if it has a valid one.
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn error_response(
