@@ -86,7 +86,6 @@ if [ "$version" != "$changelog_version" ]; then
   exit 1
 fi
 maintainer=$(sed -n 's/^ -- \(.*>\)  .*/\1/p' packaging/deb/changelog | head -1)
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 bash cross/setup.sh
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
@@ -95,10 +94,9 @@ profile_dir=$profile
 out="$target_dir/packages"
 mkdir -p "$out"
 
-# The boards in one cargo run, as cross/test.sh builds them, and amd64 in its
-# own: cargo unifies features across the targets of one run, so building
-# amd64 together with the boards gave the boards other artifacts than
-# cross/test.sh's and one of the two rebuilt them.
+# The boards in one cargo run, exactly as cross/test.sh builds them (same
+# targets, flags and environment, so CI builds them once), and amd64 in its
+# own.
 boards=()
 host=()
 for arch in "${arches[@]}"; do
@@ -112,6 +110,10 @@ for targets in "${boards[*]}" "${host[*]}"; do
     --bin gatewayd --bin gatewayctl $targets
 done
 echo "packaging/build.sh: binaries built in $(($(date +%s) - started))s"
+# Set only now: the cc crate makes C code (ring, SQLite) rebuild when
+# SOURCE_DATE_EPOCH changes, and with it everything above it, so setting it
+# before cargo rebuilt the boards cross/test.sh had just built.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

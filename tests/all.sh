@@ -22,9 +22,8 @@ log="$target_dir/board-builds.log"
 # Job control gives the background builds their own process group, so a
 # failure here stops all of them (cargo and its rustc children).
 set -m
-# packaging/build.sh builds the three boards in one cargo run, as
-# cross/test.sh does: the same run finds them built (another set of targets
-# would unify features differently and rebuild wasmtime for each board).
+# packaging/build.sh builds the three boards in one cargo run with the same
+# flags and environment as cross/test.sh, so it finds them built.
 nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu' \
   >"$log" 2>&1 &
 builds=$!

@@ -24,6 +24,8 @@ const HAND_OFF_TIMEOUT: Duration = Duration::from_secs(2);
 /// it, a link that died silently (a board's Wi-Fi, a NAT that forgot it) would
 /// wait for messages forever.
 const IDLE_PING: Duration = Duration::from_secs(30);
+/// How long connecting, authenticating and subscribing may take.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Subscription {
     name: String,
@@ -85,8 +87,14 @@ impl Subscription {
     ) {
         let mut link = Reconnect::new(self.name.clone());
         'connect: loop {
+            let subscribe =
+                Subscriber::subscribe(&self.target, &self.channel, self.max_message_size);
             let subscribed = tokio::select! {
-                subscribed = Subscriber::subscribe(&self.target, &self.channel, self.max_message_size) => subscribed,
+                subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribe) => subscribed
+                    .unwrap_or_else(|_| Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no subscription within {SUBSCRIBE_TIMEOUT:?}"),
+                    ))),
                 _ = shutdown.requested() => break,
             };
             let mut subscriber = match subscribed {
