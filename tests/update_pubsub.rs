@@ -31,6 +31,38 @@ fn connected_clients(sys: &MqttClient) -> Option<u64> {
     std::str::from_utf8(payload).ok()?.trim().parse().ok()
 }
 
+/// TCP connections process `pid` has established to `port` on loopback (its
+/// sockets, matched by inode in /proc/net/tcp).
+fn connections_to(pid: u32, port: u16) -> usize {
+    let sockets: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().to_string();
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && fields[3] == "01"
+                && fields[2].ends_with(&format!(":{port:04X}"))
+                && sockets.contains(fields[9])
+        })
+        .count()
+}
+
 /// Polls `probe` (bounded) until it equals `want`; returns the last value.
 async fn settles_at<T: PartialEq + Copy>(want: T, mut probe: impl FnMut() -> T) -> T {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -79,9 +111,16 @@ async fn mqtt_updates_under_load(restart_broker: bool) {
     replies
         .wait_until(Duration::from_secs(10), |r| !r.is_empty())
         .await;
-    // gatewayd: three trigger sessions and one outbound connection; the
-    // test: three clients.
+    // gatewayd: three trigger sessions and one outbound connection (its own
+    // sockets, and the broker's count with the test's three clients).
+    const GATEWAYD: usize = 4;
     const CLIENTS: Option<u64> = Some(7);
+    assert_eq!(
+        settles_at(GATEWAYD, || connections_to(gw.pid(), broker.port)).await,
+        GATEWAYD,
+        "{}",
+        gw.logs()
+    );
     assert_eq!(
         settles_at(CLIENTS, || connected_clients(&sys)).await,
         CLIENTS,
@@ -138,11 +177,15 @@ async fn mqtt_updates_under_load(restart_broker: bool) {
     );
     assert_eq!(service.status()["version"], "1.6.0");
     assert_eq!(
-        settles_at(CLIENTS, || connected_clients(&sys)).await,
-        CLIENTS,
+        settles_at(GATEWAYD, || connections_to(gw.pid(), broker.port)).await,
+        GATEWAYD,
         "{}",
         gw.logs()
     );
+    // The broker sees no connection of an old generation left over (the
+    // test's publisher may be gone by now, so at most what it saw first).
+    let clients = settles_at(CLIENTS, || connected_clients(&sys)).await;
+    assert!(clients <= CLIENTS, "{clients:?}\n{}", gw.logs());
     assert_eq!(settles_at(1, || threads_named(gw.pid(), "mqtt ")).await, 1);
 }
 
