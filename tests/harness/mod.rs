@@ -358,6 +358,22 @@ impl Drop for Gateway {
 }
 
 /// An HTTP client with a bounded timeout per request.
+/// A capability's connection pool refused a new connection: the example
+/// component answered 502 with the guest error, and the log says why.
+pub fn assert_too_many_connections(gw: &Gateway, (status, body): (u16, String)) {
+    assert_eq!(
+        (status, body.as_str()),
+        (502, "error=Error::TooManyConnections"),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("too many open connections"),
+        "{}",
+        gw.logs()
+    );
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
