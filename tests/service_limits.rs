@@ -1,5 +1,5 @@
 //! What a pushed bundle or a client may not make the service do: starve it
-//! with idle admin connections, fill its state dir with staged files, wedge
+//! with idle admin or HTTP connections, fill its state dir with staged files, wedge
 //! its update path with a start function that never returns, or reach files
 //! outside the bundle.
 
@@ -18,15 +18,7 @@ use harness::{Service, ctl, examples, get, ok, rejected};
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_admin_connections_do_not_starve_the_daemon() {
     let service = Service::new();
-    let limited = harness::Program {
-        runner: vec![
-            "bash".into(),
-            "-c".into(),
-            "ulimit -n 200 && exec \"$0\" \"$@\"".into(),
-        ],
-        binary: None,
-    };
-    let gw = service.start_program(&limited, &[]);
+    let gw = service.start_program(&descriptor_limited(200), &[]);
     ok(&service.push(&service.bundle("1.0.0", "release")));
     let socket = service.path().join("admin.sock");
     let mut idle = Vec::new();
@@ -43,6 +35,63 @@ async fn idle_admin_connections_do_not_starve_the_daemon() {
     }
     drop(idle);
     assert_eq!(service.status()["version"], "1.0.0");
+}
+
+/// A host that opens HTTP connections and never sends a byte holds at most a
+/// quarter of the connection slots, which are a quarter of the descriptor
+/// limit: the daemon keeps descriptors for everything else and other clients
+/// keep being answered. (Before, the cap was 1024 whatever the limit: with 200
+/// descriptors, 300 idle connections took them all, and neither the admin API
+/// nor new HTTP clients could get in.)
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http_connections_take_neither_descriptors_nor_other_clients_slots() {
+    let service = Service::new();
+    let gw = service.start_program(&descriptor_limited(200), &[]);
+    ok(&service.push(&service.bundle("1.0.0", "release")));
+    // From another loopback address, so the test's own requests are another
+    // client.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), socket.connect(gw.addr)).await {
+            Ok(Ok(stream)) => idle.push(stream),
+            _ => break,
+        }
+    }
+    assert_eq!(idle.len(), 300, "the kernel queues what is not accepted");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let descriptors = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))
+        .unwrap()
+        .count();
+    assert!(descriptors < 100, "{descriptors} descriptors of 200 in use");
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(get(&gw.url("/hello")).await.0, 200, "{}", gw.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(service.status()["version"], "1.0.0");
+    assert!(
+        gw.logs().contains("closing connections from 127.0.0.2"),
+        "{}",
+        gw.logs()
+    );
+}
+
+/// Runs gatewayd with `limit` open files.
+fn descriptor_limited(limit: u32) -> harness::Program {
+    harness::Program {
+        runner: vec![
+            "bash".into(),
+            "-c".into(),
+            format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+        ],
+        binary: None,
+    }
 }
 
 /// Each generation stages the files its components see; updates keep the

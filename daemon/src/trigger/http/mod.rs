@@ -7,6 +7,7 @@
 //! keeps serving. On shutdown it stops accepting, lets in-flight requests
 //! finish (bounded by the drain timeout) and returns.
 
+mod admission;
 mod handler;
 mod headers;
 pub mod path;

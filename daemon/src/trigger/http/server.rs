@@ -18,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::admission::{Admission, Ticket};
 use super::slot::AppSlot;
 use crate::liveness::Liveness;
 use crate::shutdown::Shutdown;
@@ -109,7 +110,13 @@ pub async fn serve(
         apps.len() == listeners.sockets.len(),
         "one app per listener is needed"
     );
-    let connections_per_thread = (MAX_CONNECTIONS / apps.len()).max(1);
+    let admission = Admission::for_this_process();
+    tracing::debug!(
+        "serving at most {} connections, {} per client address",
+        admission.total(),
+        admission.per_client()
+    );
+    let connections = Arc::new(Semaphore::new(admission.total()));
     let mut done = Vec::new();
     let mut started = Vec::new();
     for (index, (socket, app)) in listeners.sockets.into_iter().zip(apps).enumerate() {
@@ -118,6 +125,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let name = format!("http-{index}");
         let heart = liveness.as_ref().map(|l| l.register(&name));
+        let (admission, connections) = (admission.clone(), connections.clone());
         std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
@@ -133,7 +141,10 @@ pub async fn serve(
                             }
                             crate::liveness::wedge_if_asked(&name);
                             let _ = started_tx.send(());
-                            let limits = Arc::new(Semaphore::new(connections_per_thread));
+                            let limits = Limits {
+                                admission,
+                                connections,
+                            };
                             serve_one(listener, app, limits, shutdown, drain_timeout).await
                         });
                         // Blocking tasks (a DNS lookup, a file read) must not
@@ -162,9 +173,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Connections open at once, across all serving threads; more wait in the
-/// kernel's accept queue.
-const MAX_CONNECTIONS: usize = 1024;
+/// What every serving thread shares: the connection caps and the permits
+/// for the process-wide one.
+struct Limits {
+    admission: Arc<Admission>,
+    connections: Arc<Semaphore>,
+}
 
 /// How long a client may take to send a request's headers (also bounds how
 /// long an idle keep-alive connection is kept).
@@ -175,16 +189,16 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 async fn serve_one(
     listener: TcpListener,
     slot: Arc<AppSlot>,
-    connections: Arc<Semaphore>,
+    limits: Limits,
     mut shutdown: Shutdown,
     drain_timeout: Duration,
 ) -> Result<()> {
     let listen = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
     loop {
-        let (permit, stream, client) = tokio::select! {
+        let (held, stream, client) = tokio::select! {
             _ = shutdown.requested() => break,
-            accepted = accept(&listener, &connections) => match accepted {
+            accepted = accept(&listener, &limits) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -217,7 +231,7 @@ async fn serve_one(
             if let Err(e) = connection.await {
                 tracing::debug!(%client, "connection ended: {e}");
             }
-            drop(permit);
+            drop(held);
         });
     }
     drop(listener);
@@ -231,15 +245,26 @@ async fn serve_one(
     Ok(())
 }
 
+/// Waits for a free slot, then accepts the next connection whose client has
+/// not used up its share (others are closed as they come).
 async fn accept(
     listener: &TcpListener,
-    connections: &Arc<Semaphore>,
-) -> std::io::Result<(OwnedSemaphorePermit, tokio::net::TcpStream, SocketAddr)> {
-    let permit = connections
+    limits: &Limits,
+) -> std::io::Result<(
+    (OwnedSemaphorePermit, Ticket),
+    tokio::net::TcpStream,
+    SocketAddr,
+)> {
+    let permit = limits
+        .connections
         .clone()
         .acquire_owned()
         .await
         .map_err(std::io::Error::other)?;
-    let (stream, client) = listener.accept().await?;
-    Ok((permit, stream, client))
+    loop {
+        let (stream, client) = listener.accept().await?;
+        if let Some(ticket) = limits.admission.admit(client.ip()) {
+            return Ok(((permit, ticket), stream, client));
+        }
+    }
 }
