@@ -64,9 +64,13 @@ async fn an_endless_loop_is_stopped_at_the_deadline() {
     assert_eq!(get(&gw.url("/probe/ok")).await.0, 200);
 }
 
-/// Guests that spin on every serving thread delay other requests by about
-/// one epoch tick, not by the 61 ticks (~0.6 s) tokio waits before polling
-/// its sockets when a task wakes itself; their deadlines fire on time too.
+/// Guests that spin on every serving thread delay each step of another
+/// request by about one epoch tick (2 ms), not by the 61 ticks tokio waits
+/// before polling its sockets when a task wakes itself (~0.6 s with the 10 ms
+/// tick then); their deadlines fire on time too. Here the slowest of 10
+/// requests beside four loops took 17-22 ms (40-62 ms with a 10 ms tick);
+/// the bound leaves room for a loaded CI machine. `benches/attacks.sh`
+/// measures the latency distribution.
 #[tokio::test(flavor = "multi_thread")]
 async fn looping_guests_cost_their_neighbours_about_a_tick() {
     let gw = Gateway::start_with(
@@ -98,8 +102,9 @@ async fn looping_guests_cost_their_neighbours_about_a_tick() {
         assert_eq!(response.status(), 200);
         slowest = slowest.max(started.elapsed());
     }
+    eprintln!("slowest neighbour: {slowest:?}");
     assert!(
-        slowest < Duration::from_millis(250),
+        slowest < Duration::from_millis(120),
         "a request waited {slowest:?} beside looping guests"
     );
     for handle in loops {

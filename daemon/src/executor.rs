@@ -105,13 +105,17 @@ impl Executor {
         // what it opens stays open while it lives).
         let generation = host::Generation::default();
         let mut components = BTreeMap::new();
+        let mut compiled_any = false;
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
             let (component, target, origin) =
                 cache.load(engines, &spec.source).with_context(context)?;
             let (from, fallback_reason) = match &origin {
                 Origin::Cached => ("cache", None),
-                Origin::Compiled { fell_back, .. } => ("compiled", fell_back.clone()),
+                Origin::Compiled { fell_back, .. } => {
+                    compiled_any = true;
+                    ("compiled", fell_back.clone())
+                }
             };
             let code = ComponentCode {
                 runs_on: target.to_string(),
@@ -180,6 +184,9 @@ impl Executor {
                     limits: limits.clone(),
                 }),
             );
+        }
+        if compiled_any {
+            crate::engine::return_freed_memory();
         }
         Ok(Self { components })
     }

@@ -21,13 +21,15 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use epoch::EpochTicker;
+pub use epoch::{EpochTicker, Ticking};
 pub use profile::CodeProfile;
 pub use target::{Arch, CodeTarget};
 
 /// How often the epoch ticks: the granularity of request deadlines, and how
-/// often a running guest yields to the scheduler.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// often a running guest yields to the scheduler. With 10 ms, a request on a
+/// thread with one looping guest waited ~14 ms at the median and 44 ms at p99
+/// (one slice per step); with 2 ms, 4 and 10 ms (`benches/attacks.sh`).
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Bytes of each recycled memory slot kept resident (reset in place).
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
@@ -212,6 +214,18 @@ fn use_pool(config: &mut Config, settings: &EngineSettings) {
         .max_unused_warm_slots(settings.warm_slots.min(instances))
         .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+}
+
+/// Gives memory the allocator holds free back to the system. Compiling a
+/// component leaves tens of MiB free in glibc's heaps, which glibc keeps: a
+/// board that compiled at start-up or on an update kept them resident (the
+/// attack benchmark started at 61 MiB). Other C libraries: nothing to do.
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]

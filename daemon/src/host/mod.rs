@@ -95,6 +95,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     grants: Grants,
     pub(crate) limits: InstanceBudget,
+    /// Keeps the epoch ticking while this store exists.
+    _ticking: crate::engine::Ticking,
 }
 
 impl HostState {
@@ -111,6 +113,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             grants,
             limits,
+            _ticking: crate::engine::Ticking::start(),
         }
     }
 }
