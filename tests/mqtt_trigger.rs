@@ -446,3 +446,65 @@ async fn keep_alives_go_out_while_the_trigger_is_full() {
         gw.logs()
     );
 }
+
+/// An acknowledgement is sent only on the connection its message came in on.
+/// Message A is being handled when the broker crashes and comes back without
+/// its sessions; on the new connection message B gets A's packet id (both
+/// are the first of their session). A's acknowledgement, sent when its
+/// handler ends, would name B on the new connection and the broker would
+/// forget B before it was handled; the gateway then killed mid-B, B was lost.
+/// Dropped instead, so B stays with the broker and the next gateway gets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledgement_never_reaches_a_later_connection() {
+    let mut broker = MosquittoBroker::start();
+    let gw = start(&broker, false);
+    let client = MqttClient::connect(broker.port, &[]).await;
+    client.publish("sensors/a/temp", 1, "sleep:4000").await;
+    assert!(
+        arrived(&gw, "sensors/a/temp", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    drop(client);
+    tokio::task::block_in_place(|| broker.crash_and_restart(Duration::from_millis(200)));
+    // The trigger subscribes again in a fresh session.
+    let resubscribed = || {
+        gw.logs()
+            .lines()
+            .filter(|l| l.contains("MQTT trigger \"sensors\"") && l.contains("subscribed"))
+            .count()
+            >= 2
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !resubscribed() {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = MqttClient::connect(broker.port, &[]).await;
+    client.publish("sensors/b/temp", 1, "sleep:10000").await;
+    assert!(
+        arrived(&gw, "sensors/b/temp", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    // A ends (its acknowledgement is due now) while B is still running.
+    assert!(
+        handled(&gw, "sensors/a/temp", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !gw.logs().contains("handled sensors/b/temp"),
+        "{}",
+        gw.logs()
+    );
+    drop(gw); // killed mid-B
+
+    let next = start(&broker, true);
+    assert!(
+        handled(&next, "sensors/b/temp", Duration::from_secs(20)),
+        "B was acknowledged before it was handled, and is lost:\n{}",
+        next.logs()
+    );
+}

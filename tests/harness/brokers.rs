@@ -202,6 +202,14 @@ impl MosquittoBroker {
         self.spawn();
     }
 
+    /// Kills the broker (SIGKILL: its sessions are lost, as in a crash before
+    /// it saved them), waits `down` and starts it again on the same port.
+    pub fn crash_and_restart(&mut self, down: Duration) {
+        self.stop();
+        std::thread::sleep(down);
+        self.spawn();
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
