@@ -119,12 +119,7 @@ socket = "$work/admin.sock"
 [limits]
 request_timeout = "1s"
 max_instance_memory = "32MiB"
-[engine]
-# The aarch64 and riscv64 defaults (see packaging/gatewayd.toml).
-memory_reservation = "128MiB"
-memory_guard_size = "64KiB"
-memory_reservation_for_growth = "32MiB"
-warm_slots = 16
+$(board_engine)
 CONFIG
 # One gatewayd per attack, so each starts from the same state: the app
 # installed, its code in the cache (as after a board's restart). systemd's

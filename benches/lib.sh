@@ -39,3 +39,16 @@ to_us() { # wrk prints 1.23ms / 456.00us / 1.2s
     else print v }'
 }
 
+
+# The [engine] table of the aarch64 and riscv64 defaults (see
+# packaging/gatewayd.toml), for a config that sizes memory as a board does.
+board_engine() {
+  cat <<'ENGINE'
+[engine]
+# The aarch64 and riscv64 defaults (see packaging/gatewayd.toml).
+memory_reservation = "128MiB"
+memory_guard_size = "64KiB"
+memory_reservation_for_growth = "32MiB"
+warm_slots = 16
+ENGINE
+}

@@ -45,12 +45,7 @@ state_dir = "$work/state"
 trusted_keys = ["$work/key.pub"]
 [admin]
 socket = "$work/admin.sock"
-[engine]
-# The aarch64 and riscv64 defaults (see packaging/gatewayd.toml).
-memory_reservation = "128MiB"
-memory_guard_size = "64KiB"
-memory_reservation_for_growth = "32MiB"
-warm_slots = 16
+$(board_engine)
 CONFIG
 
 # Start gatewayd inside the cgroup (the shell joins it, then execs).
