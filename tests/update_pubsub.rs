@@ -106,7 +106,9 @@ async fn mqtt_updates_under_load(restart_broker: bool) {
     let sys = MqttClient::connect(broker.port, &["$SYS/broker/clients/connected"]).await;
     // A message answered by generation 2 opens its outbound connection.
     ok(&service.push(&service.bundle_app(&app, "1.1.0", "release", &[])));
-    let sender = MqttClient::connect(broker.port, &[]).await;
+    // Persistent too: a publish in flight when the broker restarts is sent
+    // again with the session (a clean-session client may drop it, and did).
+    let sender = MqttClient::connect_persistent(broker.port, &[]).await;
     sender.publish("sensors/first/temp", 1, "first").await;
     replies
         .wait_until(Duration::from_secs(10), |r| !r.is_empty())
