@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_corpus;
 mod http;
 mod key_value;
+mod metrics;
 mod mqtt;
 mod mqtt_trigger;
 mod packages;

@@ -176,6 +176,11 @@ pub struct UpArgs {
     /// SIGINT/SIGTERM.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    /// No authentication: keep it on loopback or a management network.
+    #[arg(long, value_name = "ADDR", env = "GATEWAYD_METRICS")]
+    pub metrics: Option<SocketAddr>,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -51,6 +51,8 @@ pub struct Config {
     pub max_request_body_size: u64,
     /// `[app]`: what `gatewayd up` takes as flags for the app.
     pub app: AppSettings,
+    /// `[metrics] listen`: where `GET /metrics` is served (off by default).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[app]`: settings for whatever app is installed, the service's version of
@@ -107,6 +109,14 @@ struct Raw {
     engine: RawEngine,
     #[serde(default)]
     app: RawApp,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +222,15 @@ impl Config {
                 key("listen")
             )
         })?;
+        let metrics_listen = match raw.metrics.listen.as_deref() {
+            None | Some("" | "off") => None,
+            Some(address) => Some(address.parse().map_err(|e| {
+                anyhow!(
+                    "{}: {address:?} is not an address such as 127.0.0.1:9464 ({e})",
+                    key("metrics.listen")
+                )
+            })?),
+        };
         let mode = raw.admin.socket_mode.as_deref().unwrap_or("0660");
         let admin_socket_mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
             .ok()
@@ -337,6 +356,7 @@ impl Config {
                 environment: raw.app.environment.into_iter().collect(),
                 tls_ca_files: raw.app.tls_ca_files,
             },
+            metrics_listen,
         })
         .context("configuration")
     }

@@ -22,6 +22,7 @@ use crate::engine::cache::{CodeCache, Origin};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, Grantee, Grants, HostResources, HostState};
+use crate::metrics::instances::ComponentMetrics;
 
 /// Limits applied to every instance.
 #[derive(Clone, Debug)]
@@ -38,12 +39,16 @@ pub struct PreparedComponent {
     wasi: WasiTemplate,
     grants: Grants,
     limits: InstanceLimits,
+    /// This component's instance counters.
+    pub metrics: ComponentMetrics,
 }
 
 impl PreparedComponent {
     /// A fresh store for one instance, with its limits and capabilities.
     pub fn new_store(&self) -> Result<Store<HostState>> {
-        let limits = InstanceBudget::new(self.limits.max_memory);
+        self.metrics.created.inc();
+        let limits =
+            InstanceBudget::new(self.limits.max_memory, self.metrics.memory_refused.clone());
         let state = HostState::new(
             self.id.clone(),
             self.wasi.build()?,
@@ -117,6 +122,11 @@ impl Executor {
                     ("compiled", fell_back.clone())
                 }
             };
+            let metrics = &crate::metrics::global().instances;
+            metrics.loaded(match &origin {
+                Origin::Cached => None,
+                Origin::Compiled { took, .. } => Some(*took),
+            });
             let code = ComponentCode {
                 runs_on: target.to_string(),
                 from,
@@ -154,7 +164,8 @@ impl Executor {
                 }
             };
             let pre = host::link_component(linker, &component).with_context(context)?;
-            let id: Arc<str> = Arc::from(id.as_str());
+            let spec_id = id.as_str();
+            let id: Arc<str> = Arc::from(spec_id);
             let environment = spec
                 .environment
                 .iter()
@@ -182,6 +193,7 @@ impl Executor {
                     wasi,
                     grants,
                     limits: limits.clone(),
+                    metrics: metrics.component(spec_id),
                 }),
             );
         }

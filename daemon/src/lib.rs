@@ -31,6 +31,8 @@
 //!   and knows no trigger.
 //! - [`admin`] serves the admin API (unix socket, optional HTTPS); its
 //!   messages ([`admin::api`]) are shared with gatewayctl.
+//! - [`metrics`] counts what happens (requests, instances, messages,
+//!   updates) and serves it to Prometheus.
 //! - [`fuzz`] feeds arbitrary bytes to each parser of outside input (for
 //!   `fuzz/` and the corpus replay test).
 //! - [`logging`] formats log lines (text, journald priorities, JSON);
@@ -51,6 +53,7 @@ pub mod host;
 pub mod liveness;
 pub mod logging;
 pub mod manpages;
+pub mod metrics;
 pub mod runtime;
 pub mod runtime_config;
 pub mod serve;

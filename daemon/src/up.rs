@@ -32,6 +32,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let slots: Vec<_> = (0..runtime.threads).map(|_| AppSlot::new(None)).collect();
     let triggers = Triggers::new(slots.clone());
     triggers.switch(&loaded);
+    let version = loaded.app.version.as_deref().unwrap_or("");
+    crate::metrics::global()
+        .updates
+        .running(&loaded.app.name, version, 0);
     print_banner(&loaded.app, listeners.address(), &loaded.http_apps[0]);
     crate::systemd::notify_serving(
         "READY=1\n",

@@ -6,9 +6,11 @@
 //! hanging it.
 
 mod brokers;
+mod scrape;
 mod service;
 
 pub use brokers::*;
+pub use scrape::*;
 pub use service::*;
 
 use std::io::{BufRead as _, BufReader};

@@ -212,6 +212,7 @@ impl Admin {
     async fn route(&self, request: Request<Incoming>) -> Response<Body> {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/v1/status") => json(StatusCode::OK, &self.controller.status().await),
+            (&Method::GET, "/metrics") => crate::metrics::server::respond(&request),
             (&Method::POST, "/v1/bundles") => self.push(request).await,
             (&Method::POST, "/v1/rollback") => match self.controller.rollback().await {
                 Ok(applied) => json(StatusCode::OK, &applied),
@@ -348,6 +349,7 @@ mod tests {
         ] {
             let response = rejected(Rejection {
                 kind,
+                reason: "test",
                 message: "why".into(),
             });
             assert_eq!(response.status(), status, "{kind:?}");

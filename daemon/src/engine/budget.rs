@@ -8,6 +8,7 @@
 //! total stays within the budget; a refused growth makes `memory.grow` return
 //! -1 (the guest sees an allocation failure) or instantiation fail, as before.
 
+use prometheus_client::metrics::counter::Counter;
 use wasmtime::{ResourceLimiter, Result};
 
 /// What one table element costs the host (wasmtime keeps a pointer per element).
@@ -27,14 +28,17 @@ pub struct InstanceBudget {
     used: usize,
     /// The last growth allowed, taken back if wasmtime then fails it.
     last_growth: usize,
+    /// Counts growths refused for the budget (the component's series).
+    refusals: Counter,
 }
 
 impl InstanceBudget {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, refusals: Counter) -> Self {
         Self {
             limit,
             used: 0,
             last_growth: 0,
+            refusals,
         }
     }
 
@@ -49,7 +53,10 @@ impl InstanceBudget {
                 self.last_growth = growth;
                 true
             }
-            _ => false,
+            _ => {
+                self.refusals.inc();
+                false
+            }
         }
     }
 
@@ -130,7 +137,7 @@ mod tests {
     }
 
     fn store(engine: &Engine, limit: usize) -> Store<InstanceBudget> {
-        let mut store = Store::new(engine, InstanceBudget::new(limit));
+        let mut store = Store::new(engine, InstanceBudget::new(limit, Counter::default()));
         store.limiter(|budget| budget);
         store
     }
@@ -184,12 +191,17 @@ mod tests {
 
     #[test]
     fn a_growth_wasmtime_refuses_is_given_back() {
-        let mut budget = InstanceBudget::new(10 * MIB);
+        let refusals = Counter::default();
+        let mut budget = InstanceBudget::new(10 * MIB, refusals.clone());
         assert!(budget.grow(0, 4 * MIB, None));
         assert!(budget.grow(4 * MIB, 8 * MIB, None));
         budget.undo_last_growth();
         assert_eq!(budget.used, 4 * MIB);
+        // Past the memory's own maximum: not the budget's refusal.
         assert!(!budget.grow(4 * MIB, 8 * MIB, Some(6 * MIB)));
         assert_eq!(budget.used, 4 * MIB);
+        assert_eq!(refusals.get(), 0);
+        assert!(!budget.grow(4 * MIB, 11 * MIB, None));
+        assert_eq!(refusals.get(), 1);
     }
 }

@@ -89,8 +89,7 @@ impl<K: Eq + Hash + Clone, V> Pool<K, V> {
     }
 
     /// Connections alive now.
-    #[cfg(test)]
-    fn live(&self) -> usize {
+    pub fn live(&self) -> usize {
         self.lock()
             .by_key
             .values()

@@ -120,7 +120,10 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let metrics = &crate::metrics::global().outbound;
+        let host = request.uri().host().unwrap_or_default().to_string();
         if !self.route_to_self(&mut request) && !self.allowed.allows_url(request.uri()) {
+            metrics.call("http", &host, false);
             tracing::warn!(
                 component = &*self.component_id,
                 url = %request.uri(),
@@ -134,8 +137,9 @@ impl WasiHttpHooks for OutboundHttp {
         _ = fut;
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            metrics.call("http", &host, sent.is_ok());
+            let (response, io) = sent?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,

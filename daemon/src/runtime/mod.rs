@@ -31,6 +31,40 @@ use crate::host::outbound_http::SelfAddress;
 use crate::host::redis::RedisConnections;
 use crate::trigger::http::{HttpOptions, Listeners};
 
+/// Tells the metrics what runs components, and how to read the instance
+/// slots and outbound connections in use when scraped.
+fn record_in_metrics(
+    engines: &Engines,
+    instances: &Arc<Semaphore>,
+    redis: &Arc<RedisConnections>,
+    mqtt: &Arc<MqttConnections>,
+) {
+    let metrics = crate::metrics::global();
+    let pulley = engines.all().next().is_some_and(|(_, t)| t.is_pulley());
+    metrics.process.engine_built(pulley);
+    let slots = instances.available_permits();
+    metrics.instances.slots.set(slots as i64);
+    let (instances, redis, mqtt) = (
+        Arc::downgrade(instances),
+        Arc::downgrade(redis),
+        Arc::downgrade(mqtt),
+    );
+    metrics.on_scrape(move || {
+        if let Some(instances) = instances.upgrade() {
+            let active = slots.saturating_sub(instances.available_permits());
+            metrics.instances.active.set(active as i64);
+        }
+        if let Some(redis) = redis.upgrade() {
+            metrics
+                .outbound
+                .set_connections("redis", redis.open_count());
+        }
+        if let Some(mqtt) = mqtt.upgrade() {
+            metrics.outbound.set_connections("mqtt", mqtt.open_count());
+        }
+    });
+}
+
 /// What every app loaded by this process shares.
 pub struct Runtime {
     pub options: RuntimeOptions,
@@ -50,6 +84,17 @@ pub struct Runtime {
     /// Serving threads (one `HttpApp` each).
     pub threads: usize,
     _ticker: EpochTicker,
+    /// The metrics endpoint's task, if one is configured.
+    _metrics: Option<AbortOnDrop>,
+}
+
+/// Stops a task when the runtime goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Runtime {
@@ -69,13 +114,23 @@ impl Runtime {
         let max_memory = usize::try_from(options.engine.max_instance_memory)
             .context("the instance memory limit is larger than this machine's address space")?;
         let tls = crate::tls::client_config(&options.tls_ca_files)?;
+        let instances = Arc::new(Semaphore::new(options.engine.max_instances as usize));
+        let redis = Arc::<RedisConnections>::default();
+        let mqtt = Arc::new(MqttConnections::new(tls.clone()));
+        let metrics = match options.metrics_listen {
+            Some(address) => Some(AbortOnDrop(
+                crate::metrics::server::Endpoint::bind(address)?.spawn(),
+            )),
+            None => None,
+        };
+        record_in_metrics(&engines, &instances, &redis, &mqtt);
         Ok(Self {
             engines,
             cache,
             limits: InstanceLimits { max_memory },
-            instances: Arc::new(Semaphore::new(options.engine.max_instances as usize)),
-            redis: Arc::default(),
-            mqtt: Arc::new(MqttConnections::new(tls.clone())),
+            instances,
+            redis,
+            mqtt,
             tls,
             self_address: SelfAddress::default(),
             http: HttpOptions {
@@ -85,6 +140,7 @@ impl Runtime {
             },
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             _ticker: ticker,
+            _metrics: metrics,
             options,
         })
     }

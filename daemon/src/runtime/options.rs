@@ -42,6 +42,8 @@ pub struct RuntimeOptions {
     pub variables: CommandLineValues,
     /// Environment variables for every component.
     pub environment: Vec<(String, String)>,
+    /// Where `GET /metrics` is served, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl RuntimeOptions {
@@ -89,6 +91,7 @@ impl RuntimeOptions {
             max_request_body_size: args.max_request_body_size,
             variables: CommandLineValues::parse(&args.variables)?,
             environment: args.env.clone(),
+            metrics_listen: args.metrics,
         })
     }
 
@@ -122,6 +125,7 @@ impl RuntimeOptions {
             max_request_body_size: config.max_request_body_size,
             variables,
             environment: app.environment.clone(),
+            metrics_listen: config.metrics_listen,
         })
     }
 }

@@ -13,12 +13,22 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Held;
 
 type Handler<M> = dyn Fn(M) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
 
 /// Messages waiting behind a running one, per key.
-type Queues<M> = HashMap<String, VecDeque<(M, OwnedSemaphorePermit)>>;
+type Queues<M> = HashMap<String, VecDeque<(M, Slot)>>;
+
+/// A message's place in the trigger: its permit, and its count in the
+/// trigger's `messages_queued` gauge.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _counted: Held,
+}
 
 pub struct Dispatcher<M> {
     inner: Arc<Inner<M>>,
@@ -27,13 +37,16 @@ pub struct Dispatcher<M> {
 struct Inner<M> {
     concurrency: u32,
     permits: Arc<Semaphore>,
+    /// Messages held, for metrics.
+    queued: Gauge,
     /// A key is present while a worker runs its messages.
     queues: Mutex<Queues<M>>,
     handler: Box<Handler<M>>,
 }
 
 impl<M: Send + 'static> Dispatcher<M> {
-    pub fn new<F, Fut>(concurrency: usize, handler: F) -> Self
+    /// `queued` counts the messages held (running or waiting).
+    pub fn new<F, Fut>(concurrency: usize, queued: Gauge, handler: F) -> Self
     where
         F: Fn(M) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -43,6 +56,7 @@ impl<M: Send + 'static> Dispatcher<M> {
             inner: Arc::new(Inner {
                 concurrency,
                 permits: Arc::new(Semaphore::new(concurrency as usize)),
+                queued,
                 queues: Mutex::new(HashMap::new()),
                 handler: Box::new(move |m| Box::pin(handler(m))),
             }),
@@ -76,6 +90,10 @@ impl<M: Send + 'static> Dispatcher<M> {
     }
 
     fn enqueue(&self, key: &str, message: M, permit: OwnedSemaphorePermit) {
+        let permit = Slot {
+            _permit: permit,
+            _counted: Held::on(&self.inner.queued),
+        };
         {
             let mut queues = self.inner.lock();
             if let Some(queue) = queues.get_mut(key) {
@@ -102,7 +120,7 @@ impl<M: Send + 'static> Dispatcher<M> {
 
 impl<M: Send + 'static> Inner<M> {
     /// One key's worker: handles its messages until none are queued.
-    async fn run(self: Arc<Self>, key: String, mut message: M, mut permit: OwnedSemaphorePermit) {
+    async fn run(self: Arc<Self>, key: String, mut message: M, mut permit: Slot) {
         loop {
             // A handler that panics loses its own message only, not the key.
             let handled = tokio::spawn((self.handler)(message)).await;
@@ -141,7 +159,7 @@ mod tests {
         let peak = Arc::new(AtomicUsize::new(0));
         let dispatcher = {
             let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
-            Dispatcher::new(3, move |(key, n): (&'static str, u32)| {
+            Dispatcher::new(3, Gauge::default(), move |(key, n): (&'static str, u32)| {
                 let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
                 async move {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -179,7 +197,7 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         let dispatcher = {
             let done = done.clone();
-            Dispatcher::new(2, move |n: u32| {
+            Dispatcher::new(2, Gauge::default(), move |n: u32| {
                 let done = done.clone();
                 async move {
                     assert!(n != 0, "poison");

@@ -16,7 +16,7 @@ use crate::shutdown::Shutdown;
 
 mod dispatch;
 pub mod http;
-mod instance;
+pub(crate) mod instance;
 pub mod mqtt;
 pub mod reconnect;
 pub mod redis;

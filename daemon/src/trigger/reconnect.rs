@@ -4,6 +4,8 @@
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
+use crate::metrics::pubsub::TriggerMetrics;
+
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
@@ -14,22 +16,40 @@ pub struct Reconnect {
     failures: u32,
     ever_connected: bool,
     down_since: Option<Instant>,
+    metrics: TriggerMetrics,
+    /// Whether this link counts in the trigger's `trigger_connected` gauge.
+    counted_up: bool,
 }
 
 impl Reconnect {
     /// `what` names the link in logs, e.g. `MQTT trigger "t" (mqtt://h:1883)`.
-    pub fn new(what: String) -> Self {
+    /// `metrics` are the trigger's: its connection state and reconnects.
+    pub fn new(what: String, metrics: TriggerMetrics) -> Self {
         Self {
             what,
             delay: FIRST_DELAY,
             failures: 0,
             ever_connected: false,
             down_since: None,
+            metrics,
+            counted_up: false,
+        }
+    }
+
+    fn count_up(&mut self, up: bool) {
+        if up != self.counted_up {
+            if up {
+                self.metrics.connected.inc();
+            } else {
+                self.metrics.connected.dec();
+            }
+            self.counted_up = up;
         }
     }
 
     /// The link is up (again).
     pub fn connected(&mut self) {
+        self.count_up(true);
         match self.down_since.take() {
             Some(since) if self.ever_connected => tracing::info!(
                 "{}: reconnected after {:.1?} ({} failed attempts)",
@@ -47,8 +67,10 @@ impl Reconnect {
     /// The link failed or could not be made: logs the change of state once,
     /// and returns how long to wait before the next attempt.
     pub fn failed(&mut self, error: &dyn Display) -> Duration {
+        self.count_up(false);
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
+            self.metrics.reconnects.inc();
             if self.ever_connected {
                 tracing::warn!("{}: connection lost ({error}); reconnecting", self.what);
             } else {
@@ -65,6 +87,13 @@ impl Reconnect {
         let delay = jitter(self.delay);
         self.delay = (self.delay * 2).min(MAX_DELAY);
         delay
+    }
+}
+
+impl Drop for Reconnect {
+    /// A stopped trigger's link is no longer up.
+    fn drop(&mut self) {
+        self.count_up(false);
     }
 }
 
@@ -108,7 +137,7 @@ mod tests {
 
     #[test]
     fn delays_grow_to_the_cap_and_reset() {
-        let mut r = Reconnect::new("test".into());
+        let mut r = Reconnect::new("test".into(), TriggerMetrics::default());
         let first = r.failed(&"down");
         assert!(first <= FIRST_DELAY.mul_f64(1.2) && first >= FIRST_DELAY.mul_f64(0.8));
         let mut last = first;

@@ -68,6 +68,8 @@ struct Running {
 #[derive(Debug)]
 pub struct Rejection {
     pub kind: RejectionKind,
+    /// One word for metrics (`gatewayd_updates_total{reason}`).
+    pub reason: &'static str,
     pub message: String,
 }
 
@@ -82,9 +84,10 @@ pub enum RejectionKind {
     Internal,
 }
 
-fn reject(kind: RejectionKind, message: impl std::fmt::Display) -> Rejection {
+fn reject(kind: RejectionKind, reason: &'static str, message: impl std::fmt::Display) -> Rejection {
     Rejection {
         kind,
+        reason,
         message: message.to_string(),
     }
 }
@@ -191,9 +194,16 @@ impl Controller {
             Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),
             Err(rejection) => last_update("rejected", &rejection.message, None),
         });
+        let metrics = &crate::metrics::global().updates;
         match &result {
-            Ok(applied) => tracing::info!("update applied: {}", applied.message),
-            Err(rejection) => tracing::warn!("update rejected: {}", rejection.message),
+            Ok(applied) => {
+                metrics.applied();
+                tracing::info!("update applied: {}", applied.message)
+            }
+            Err(rejection) => {
+                metrics.rejected(rejection.reason);
+                tracing::warn!("update rejected: {}", rejection.message)
+            }
         }
         result
     }
@@ -219,6 +229,7 @@ impl Controller {
         if keys.is_empty() {
             return Err(reject(
                 RejectionKind::Invalid,
+                "no_trusted_keys",
                 "no trusted_keys are configured: every bundle is refused",
             ));
         }
@@ -227,7 +238,7 @@ impl Controller {
             move || reader::verify(&bundle, &keys, &limits)
         })
         .await
-        .map_err(|e| reject(RejectionKind::Invalid, format!("{e:#}")))?;
+        .map_err(|e| reject(RejectionKind::Invalid, "verification", format!("{e:#}")))?;
         lap(|t| &mut t.verify, &mut timings);
         pause_point("verified").await;
         let manifest = verified.manifest;
@@ -237,6 +248,7 @@ impl Controller {
         {
             return Err(reject(
                 RejectionKind::Conflict,
+                "other_app",
                 format!(
                     "this gateway runs app \"{}\"; the bundle is app \"{}\": to replace \
                      one app by another, push with --replace-app",
@@ -250,7 +262,7 @@ impl Controller {
         let highest = self
             .generations
             .highest_installed(&manifest.app)
-            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
         let running = state
             .running
             .as_ref()
@@ -263,7 +275,7 @@ impl Controller {
         let n = self
             .generations
             .next_number()
-            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
         let staging = self.generations.staging(n);
         let unpacked = blocking({
             let (bundle, keys, limits) = (bundle.to_path_buf(), keys, self.limits.clone());
@@ -281,7 +293,11 @@ impl Controller {
         .await;
         if let Err(e) = unpacked.and_then(|()| self.generations.commit(n).map(drop)) {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(reject(RejectionKind::Invalid, format!("unpacking: {e:#}")));
+            return Err(reject(
+                RejectionKind::Invalid,
+                "unpack",
+                format!("unpacking: {e:#}"),
+            ));
         }
         lap(|t| &mut t.unpack, &mut timings);
         pause_point("unpacked").await;
@@ -300,6 +316,7 @@ impl Controller {
             let _ = std::fs::remove_dir_all(self.generations.path(n));
             return Err(reject(
                 RejectionKind::Invalid,
+                "health_check",
                 format!("health check failed: {e:#}"),
             ));
         }
@@ -328,15 +345,20 @@ impl Controller {
         let pointers = self
             .generations
             .pointers()
-            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
         let Some(previous) = pointers.previous else {
-            return Err(reject(RejectionKind::Conflict, "no previous generation"));
+            return Err(reject(
+                RejectionKind::Conflict,
+                "no_previous",
+                "no previous generation",
+            ));
         };
         let started = Instant::now();
         let (manifest, loaded) = self.prepare(previous).await?;
         self.health_check(&loaded, &manifest).await.map_err(|e| {
             reject(
                 RejectionKind::Invalid,
+                "health_check",
                 format!("the previous generation fails its health check: {e:#}"),
             )
         })?;
@@ -346,6 +368,7 @@ impl Controller {
         let message =
             format!("rolled back: app \"{app}\" version {version} is generation {previous} again");
         tracing::info!("{message}");
+        crate::metrics::global().updates.rollbacks.inc();
         state.last_update = Some(last_update("ok", &message, Some(version.clone())));
         Ok(Applied {
             ok: true,
@@ -401,15 +424,16 @@ impl Controller {
         let manifest = self
             .generations
             .manifest(n)
-            .map_err(|e| reject(RejectionKind::Internal, format!("{e:#}")))?;
+            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
         let root = self.generations.path(n).join("app");
         let app = crate::app::load(&root.join(&manifest.manifest)).map_err(|e| {
             reject(
                 RejectionKind::Invalid,
+                "load",
                 format!("the app does not load: {e:#}"),
             )
         })?;
-        confine_to_bundle(&app, &root).map_err(|e| reject(RejectionKind::Invalid, e))?;
+        confine_to_bundle(&app, &root).map_err(|e| reject(RejectionKind::Invalid, "load", e))?;
         let runtime = &self.runtime;
         if self.policy.accept_precompiled {
             tokio::task::block_in_place(|| {
@@ -424,6 +448,7 @@ impl Controller {
         let loaded = runtime.load_app(app, &[]).await.map_err(|e| {
             reject(
                 RejectionKind::Invalid,
+                "load",
                 format!("the app does not load: {e:#}"),
             )
         })?;
@@ -442,6 +467,9 @@ impl Controller {
         loaded: Arc<Loaded>,
     ) {
         self.triggers.switch(&loaded);
+        crate::metrics::global()
+            .updates
+            .running(&manifest.app, &manifest.version, generation);
         // The staged file trees of the new and the replaced generation stay
         // (requests still in flight on the old one open its tree); older ones
         // would pile up, one per update.
@@ -514,6 +542,7 @@ impl Controller {
             .map_err(|e| {
                 reject(
                     RejectionKind::Internal,
+                    "internal",
                     format!("persisting the switch: {e:#}"),
                 )
             })?;
@@ -579,6 +608,7 @@ fn check_version(running: &str, new: &str, allow_downgrade: bool) -> Result<(), 
     if !is_newer(new, running) && !allow_downgrade {
         return Err(reject(
             RejectionKind::Conflict,
+            "downgrade",
             format!(
                 "version {new} is not newer than {running}, the highest installed (set [update] allow_downgrade = true to allow)"
             ),

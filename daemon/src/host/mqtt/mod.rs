@@ -89,6 +89,11 @@ impl MqttConnections {
         }
     }
 
+    /// Broker connections open now (for metrics).
+    pub fn open_count(&self) -> usize {
+        self.pool.live()
+    }
+
     async fn connect(
         &self,
         lease: &MqttLease,
@@ -184,6 +189,10 @@ impl Mqtt {
             .port_u16()
             .unwrap_or(crate::tls::mqtt_default_port(scheme));
         if !self.allowed.allows(scheme, host, Some(port)) {
+            let server = format!("{host}:{port}");
+            crate::metrics::global()
+                .outbound
+                .call("mqtt", &server, false);
             tracing::warn!(
                 component = &*self.component_id,
                 host,
@@ -199,21 +208,38 @@ impl Mqtt {
             username: username.to_string(),
             password: password.to_string(),
         };
-        let broker = self
-            .connections
-            .connect(&self.lease, key, keep_alive)
-            .await?;
-        Ok(MqttConnection { broker })
+        let server: Arc<str> = format!("{host}:{port}").into();
+        let broker = self.connections.connect(&self.lease, key, keep_alive).await;
+        if broker.is_err() {
+            crate::metrics::global()
+                .outbound
+                .call("mqtt", &server, false);
+        }
+        Ok(MqttConnection {
+            broker: broker?,
+            server,
+        })
     }
 }
 
 /// An open connection, as kept in the instance's resource table.
+#[derive(Clone)]
 pub struct MqttConnection {
     broker: Arc<Broker>,
+    /// `host:port`, for metrics.
+    server: Arc<str>,
 }
 
 impl MqttConnection {
     async fn publish(&self, topic: String, payload: Vec<u8>, qos: QoS) -> Result<(), Failure> {
+        let result = self.try_publish(topic, payload, qos).await;
+        crate::metrics::global()
+            .outbound
+            .call("mqtt", &self.server, result.is_ok());
+        result
+    }
+
+    async fn try_publish(&self, topic: String, payload: Vec<u8>, qos: QoS) -> Result<(), Failure> {
         if topic.is_empty() || topic.contains(['+', '#']) {
             return Err(Failure::Other(format!(
                 "\"{topic}\" is not a topic to publish on (empty or has a wildcard)"

@@ -53,8 +53,7 @@ impl HostConnection for MqttView<'_> {
         payload: Vec<u8>,
         level: Qos,
     ) -> Outcome<()> {
-        let broker = self.table.get(&c)?.broker.clone();
-        let connection = MqttConnection { broker };
+        let connection = self.table.get(&c)?.clone();
         Ok(connection
             .publish(topic, payload, qos(level))
             .await

@@ -64,10 +64,10 @@ impl<T> HostConnectionWithStore<T> for MqttCapability {
         payload: Vec<u8>,
         level: Qos,
     ) -> Result<(), Error> {
-        let broker = accessor
-            .with(|mut access| access.get().table.get(&c).map(|open| open.broker.clone()))
+        let connection = accessor
+            .with(|mut access| access.get().table.get(&c).cloned())
             .map_err(|e| Error::Other(format!("not an open connection: {e}")))?;
-        MqttConnection { broker }
+        connection
             .publish(topic, payload, qos(level))
             .await
             .map_err(to_error)

@@ -68,6 +68,11 @@ impl ServerKey {
 }
 
 impl RedisConnections {
+    /// Connections open now (for metrics).
+    pub fn open_count(&self) -> usize {
+        self.pool.live()
+    }
+
     async fn connect(
         &self,
         lease: &RedisLease,
@@ -126,6 +131,10 @@ impl Redis {
         };
         let scheme = address.split("://").next().unwrap_or("redis");
         if !self.allowed.allows(scheme, &host, Some(port)) {
+            let server = format!("{host}:{port}");
+            crate::metrics::global()
+                .outbound
+                .call("redis", &server, false);
             tracing::warn!(
                 component = &*self.component_id,
                 address = %host,
@@ -228,7 +237,11 @@ enum Argument {
 impl RedisConnection {
     async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Failure> {
         let mut connection = self.manager.clone();
-        command.query_async(&mut connection).await.map_err(|e| {
+        let result = command.query_async(&mut connection).await;
+        crate::metrics::global()
+            .outbound
+            .call("redis", &self.server, result.is_ok());
+        result.map_err(|e| {
             if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()

@@ -29,6 +29,7 @@ use wasmtime_wasi_http::handler::{
 
 use crate::executor::PreparedComponent;
 use crate::host::HostState;
+use crate::metrics::instances::ComponentMetrics;
 
 /// How instances of WASI 0.3 components are reused.
 #[derive(Clone, Debug)]
@@ -113,12 +114,9 @@ impl HandlerState for ComponentHandler {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
-        let permit = self
-            .instances
-            .clone()
-            .acquire_owned()
+        let permit = crate::trigger::instance::slot(&self.instances)
             .await
-            .map_err(|_| wasmtime::Error::msg("the gateway is shutting down"))?;
+            .map_err(wasmtime::Error::from_anyhow)?;
         let mut store = self
             .component
             .new_store()
@@ -138,6 +136,7 @@ impl HandlerState for ComponentHandler {
             state: Worker {
                 expired,
                 component_id: self.component.id.clone(),
+                metrics: self.component.metrics.clone(),
                 max_requests: self.max_requests,
                 max_concurrent: self.max_concurrent,
                 request_timeout: self.request_timeout,
@@ -191,6 +190,7 @@ pub struct Worker {
     /// Shared with the instance's [`Expiration`].
     expired: Arc<AtomicBool>,
     component_id: Arc<str>,
+    metrics: ComponentMetrics,
     max_requests: usize,
     max_concurrent: usize,
     request_timeout: Duration,
@@ -234,6 +234,7 @@ impl WorkerState for Worker {
         if let Err(e) = result {
             let component = &*self.component_id;
             if self.expired.load(Ordering::Relaxed) || e.is::<ExpirationError>() {
+                self.metrics.timeouts.inc();
                 tracing::warn!(
                     component,
                     "instance stopped: it ran past the request deadline"
@@ -244,6 +245,7 @@ impl WorkerState for Worker {
                 // its runtime at shutdown is none.
                 tracing::debug!(component, "instance dropped unfinished (shutting down)");
             } else {
+                self.metrics.traps.inc();
                 tracing::error!(component, "instance failed: {}", e.root_cause());
                 tracing::debug!(component, "instance failure in full: {e:?}");
             }

@@ -36,6 +36,7 @@ use wasmtime_wasi_http::handler::{
 
 use crate::app::{App, HttpHandler, StaticResponse};
 use crate::executor::Executor;
+use crate::metrics::http::{HttpRoute, STATIC, UNROUTED};
 pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
 use router::Router;
 pub use server::{Listeners, requests_served, serve};
@@ -60,6 +61,10 @@ pub struct HttpApp {
     exports: BTreeMap<String, HttpExport>,
     request_timeout: Option<Duration>,
     max_body: u64,
+    /// Per component, and for static and unrouted answers.
+    metrics: BTreeMap<String, HttpRoute>,
+    static_metrics: HttpRoute,
+    unrouted_metrics: HttpRoute,
 }
 
 impl HttpApp {
@@ -91,12 +96,19 @@ impl HttpApp {
             handlers.insert(id.clone(), handler);
             exports.insert(id.clone(), export);
         }
+        let http = &crate::metrics::global().http;
         Ok(Self {
             router: Router::new(&app.http_base, &app.http_triggers),
+            metrics: handlers
+                .keys()
+                .map(|id| (id.clone(), http.route(id)))
+                .collect(),
             handlers,
             exports,
             request_timeout: options.request_timeout,
             max_body: options.max_request_body_size,
+            static_metrics: http.route(STATIC),
+            unrouted_metrics: http.route(UNROUTED),
         })
     }
 
@@ -117,30 +129,56 @@ impl HttpApp {
             .collect()
     }
 
+    /// Answers one request, and counts it (by what answered it, its status
+    /// class and the time to its response headers).
     pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        listen: SocketAddr,
+    ) -> Response<WasiBody> {
+        let started = Instant::now();
+        let _in_flight = crate::metrics::Held::on(&crate::metrics::global().http.in_flight);
+        let (response, metrics) = self.answer(request, client, listen, started).await;
+        metrics.record(response.status(), started.elapsed());
+        response
+    }
+
+    async fn answer(
         &self,
         mut request: Request<Incoming>,
         client: SocketAddr,
         listen: SocketAddr,
-    ) -> Response<WasiBody> {
+        started: Instant,
+    ) -> (Response<WasiBody>, &HttpRoute) {
+        let unrouted = |response| (response, &self.unrouted_metrics);
         let Ok(normal) = path::normalize(request.uri().path()) else {
-            return text_response(
+            return unrouted(text_response(
                 StatusCode::BAD_REQUEST,
                 "Bad Request: path above the root\n",
-            );
+            ));
         };
         let Some(route) = self.router.route(&normal) else {
-            return text_response(StatusCode::NOT_FOUND, "Not Found\n");
+            return unrouted(text_response(StatusCode::NOT_FOUND, "Not Found\n"));
         };
         let component_id = match &route.trigger.handler {
-            HttpHandler::Static(response) => return static_response(response),
+            HttpHandler::Static(response) => {
+                return (static_response(response), &self.static_metrics);
+            }
             HttpHandler::Component(id) => id,
         };
-        let Some(handler) = self.handlers.get(component_id) else {
-            return text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+        let (Some(handler), Some(metrics)) = (
+            self.handlers.get(component_id),
+            self.metrics.get(component_id),
+        ) else {
+            return unrouted(text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error\n",
+            ));
         };
         if declared_length(&request).is_some_and(|length| length > self.max_body) {
-            return text_response(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+            let response = text_response(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+            return (response, metrics);
         }
         let uri = request.uri().clone();
         headers::set_spin_headers(request.headers_mut(), &uri, &route, client, listen);
@@ -154,14 +192,14 @@ impl HttpApp {
                 })
                 .boxed_unsync()
         });
-        let started = Instant::now();
-        match handler.handle((), request).await {
+        let response = match handler.handle((), request).await {
             Ok(response) => response,
             Err(error) => {
                 let past_deadline = self.request_timeout.is_some_and(|t| started.elapsed() >= t);
                 error_response(component_id, &uri, error, past_deadline)
             }
-        }
+        };
+        (response, metrics)
     }
 }
 
@@ -204,9 +242,14 @@ fn error_response(
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
 
-/// The answer of a service with no app installed yet.
+/// The answer of a service with no app installed yet (counted as unrouted).
 fn no_app_response() -> Response<WasiBody> {
-    text_response(StatusCode::SERVICE_UNAVAILABLE, "No app installed\n")
+    let response = text_response(StatusCode::SERVICE_UNAVAILABLE, "No app installed\n");
+    crate::metrics::global()
+        .http
+        .route(UNROUTED)
+        .record(response.status(), Duration::ZERO);
+    response
 }
 
 fn static_response(spec: &StaticResponse) -> Response<WasiBody> {

@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::admission::{Admission, Ticket};
 use super::slot::AppSlot;
 use crate::liveness::Liveness;
+use crate::metrics::Held;
 use crate::shutdown::Shutdown;
 
 /// HTTP requests answered since the process started, on every listener
@@ -251,7 +252,7 @@ async fn accept(
     listener: &TcpListener,
     limits: &Limits,
 ) -> std::io::Result<(
-    (OwnedSemaphorePermit, Ticket),
+    (OwnedSemaphorePermit, Ticket, Held),
     tokio::net::TcpStream,
     SocketAddr,
 )> {
@@ -263,8 +264,11 @@ async fn accept(
         .map_err(std::io::Error::other)?;
     loop {
         let (stream, client) = listener.accept().await?;
+        let metrics = &crate::metrics::global().http;
         if let Some(ticket) = limits.admission.admit(client.ip()) {
-            return Ok(((permit, ticket), stream, client));
+            let open = Held::on(&metrics.connections_open);
+            return Ok(((permit, ticket, open), stream, client));
         }
+        metrics.connections_refused.inc();
     }
 }

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use super::MqttGuest;
 use crate::app::{MqttBroker, MqttTrigger};
+use crate::metrics::pubsub::TriggerMetrics;
 use crate::shutdown::Shutdown;
 use crate::tls;
 use crate::trigger::dispatch::Dispatcher;
@@ -60,6 +61,7 @@ pub struct Session {
     parked: Parked,
     /// Counts connections: the one messages arrive on now.
     connection: u64,
+    metrics: TriggerMetrics,
 }
 
 /// A message and the connection it arrived on.
@@ -153,15 +155,21 @@ impl Session {
             redact(&broker.address),
             trigger.topic
         );
+        let metrics =
+            crate::metrics::global()
+                .pubsub
+                .trigger("mqtt", &trigger.id, &trigger.component);
         let handler = Handler {
             name: name.clone(),
+            metrics: metrics.clone(),
             to_session,
             guest,
             max_attempts: trigger.delivery.max_attempts,
             dead_letter_topic: trigger.dead_letter_topic.clone(),
         };
         let handler = Arc::new(handler);
-        let dispatcher = Dispatcher::new(concurrency, move |delivery: Delivery| {
+        let queued = metrics.queued.clone();
+        let dispatcher = Dispatcher::new(concurrency, queued, move |delivery: Delivery| {
             let handler = handler.clone();
             async move { handler.handle(delivery).await }
         });
@@ -176,11 +184,12 @@ impl Session {
             backlog: VecDeque::new(),
             parked: Parked::default(),
             connection: 0,
+            metrics,
         })
     }
 
     pub async fn run(mut self, mut shutdown: Shutdown, drain_timeout: Duration) {
-        let mut link = Reconnect::new(self.name.clone());
+        let mut link = Reconnect::new(self.name.clone(), self.metrics.clone());
         loop {
             self.dispatch_parked();
             self.feed_client();
@@ -359,6 +368,7 @@ fn feed(client: &AsyncClient, backlog: &mut VecDeque<Outgoing>, connection: u64)
 /// What happens to one message.
 struct Handler {
     name: String,
+    metrics: TriggerMetrics,
     to_session: mpsc::UnboundedSender<Outgoing>,
     guest: Arc<MqttGuest>,
     max_attempts: u32,
@@ -373,15 +383,23 @@ impl Handler {
         } = delivery;
         let what = format!("{}: message on {:?}", self.name, message.topic);
         tracing::debug!("{what}: received");
-        let handled = retry::with_retries(self.max_attempts, &what, |_| {
+        self.metrics.received.inc();
+        let handled = retry::with_retries(self.max_attempts, &what, |attempt| {
+            if attempt > 1 {
+                self.metrics.retries.inc();
+            }
             self.guest
                 .handle(message.payload.to_vec(), message.topic.clone())
         })
         .await;
         match handled {
-            Ok(()) => tracing::debug!("{what}: handled"),
+            Ok(()) => {
+                self.metrics.handled.inc();
+                tracing::debug!("{what}: handled")
+            }
             Err(e) => match &self.dead_letter_topic {
                 Some(dead) => {
+                    self.metrics.dead_lettered.inc();
                     tracing::error!(
                         "{what}: failed {} times ({e:#}); moved to the dead-letter topic {dead:?}",
                         self.max_attempts
@@ -393,10 +411,13 @@ impl Handler {
                         payload: message.payload.clone(),
                     });
                 }
-                None => tracing::error!(
-                    "{what}: failed {} times ({e:#}); dropped (set dead_letter_topic to keep such messages)",
-                    self.max_attempts
-                ),
+                None => {
+                    self.metrics.dropped.inc();
+                    tracing::error!(
+                        "{what}: failed {} times ({e:#}); dropped (set dead_letter_topic to keep such messages)",
+                        self.max_attempts
+                    )
+                }
             },
         }
         // Only the packet id and QoS matter for the acknowledgement.

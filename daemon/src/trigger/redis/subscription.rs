@@ -12,6 +12,7 @@ use tokio::sync::{OnceCell, oneshot};
 use super::RedisGuest;
 use super::resp::{Event, Subscriber, Target};
 use crate::app::RedisTrigger;
+use crate::metrics::pubsub::TriggerMetrics;
 use crate::shutdown::Shutdown;
 use crate::trigger::dispatch::Dispatcher;
 use crate::trigger::reconnect::{Reconnect, redact};
@@ -33,6 +34,7 @@ pub struct Subscription {
     target: Target,
     max_message_size: usize,
     dispatcher: Dispatcher<Vec<u8>>,
+    metrics: TriggerMetrics,
 }
 
 impl Subscription {
@@ -55,15 +57,21 @@ impl Subscription {
             trigger.channel
         );
         tracing::debug!("{name}: calls {}", guest.export_name());
+        let metrics =
+            crate::metrics::global()
+                .pubsub
+                .trigger("redis", &trigger.id, &trigger.component);
         let handler = Arc::new(Handler {
             name: name.clone(),
+            metrics: metrics.clone(),
             guest,
             max_attempts: trigger.delivery.max_attempts,
             dead_letter_channel: trigger.dead_letter_channel.clone(),
             client: client.clone(),
             publisher: OnceCell::new(),
         });
-        let dispatcher = Dispatcher::new(trigger.delivery.concurrency, move |payload| {
+        let queued = metrics.queued.clone();
+        let dispatcher = Dispatcher::new(trigger.delivery.concurrency, queued, move |payload| {
             let handler = handler.clone();
             async move { handler.handle(payload).await }
         });
@@ -73,6 +81,7 @@ impl Subscription {
             target: Target::of(&client),
             max_message_size,
             dispatcher,
+            metrics,
         })
     }
 
@@ -85,7 +94,7 @@ impl Subscription {
         drain_timeout: Duration,
         mut confirmed: Option<oneshot::Sender<()>>,
     ) {
-        let mut link = Reconnect::new(self.name.clone());
+        let mut link = Reconnect::new(self.name.clone(), self.metrics.clone());
         'connect: loop {
             let subscribe =
                 Subscriber::subscribe(&self.target, &self.channel, self.max_message_size);
@@ -160,11 +169,14 @@ impl Subscription {
     async fn take(&self, event: Event) {
         match event {
             Event::Message(payload) => self.dispatcher.dispatch(&self.channel, payload).await,
-            Event::TooLarge(size) => tracing::warn!(
-                "{}: dropped a message of {size} bytes: the limit is {} (redis_max_message_size)",
-                self.name,
-                self.max_message_size
-            ),
+            Event::TooLarge(size) => {
+                self.metrics.dropped.inc();
+                tracing::warn!(
+                    "{}: dropped a message of {size} bytes: the limit is {} (redis_max_message_size)",
+                    self.name,
+                    self.max_message_size
+                )
+            }
             Event::Subscribed | Event::Unsubscribed | Event::Pong => {}
         }
     }
@@ -193,6 +205,7 @@ impl Subscription {
 /// What happens to one message.
 struct Handler {
     name: String,
+    metrics: TriggerMetrics,
     guest: Arc<RedisGuest>,
     max_attempts: u32,
     dead_letter_channel: Option<String>,
@@ -204,21 +217,28 @@ struct Handler {
 impl Handler {
     async fn handle(&self, payload: Vec<u8>) {
         let what = format!("{}: message", self.name);
-        let handled = retry::with_retries(self.max_attempts, &what, |_| {
+        self.metrics.received.inc();
+        let handled = retry::with_retries(self.max_attempts, &what, |attempt| {
+            if attempt > 1 {
+                self.metrics.retries.inc();
+            }
             self.guest.handle(payload.clone())
         })
         .await;
         let Err(e) = handled else {
+            self.metrics.handled.inc();
             tracing::debug!("{what}: handled");
             return;
         };
         let Some(dead) = &self.dead_letter_channel else {
+            self.metrics.dropped.inc();
             tracing::error!(
                 "{what}: failed {} times ({e:#}); dropped (set dead_letter_channel to keep such messages)",
                 self.max_attempts
             );
             return;
         };
+        self.metrics.dead_lettered.inc();
         tracing::error!(
             "{what}: failed {} times ({e:#}); moved to the dead-letter channel {dead:?}",
             self.max_attempts
