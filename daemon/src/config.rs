@@ -493,6 +493,14 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        assert_eq!(c.metrics_listen, None, "metrics are off by default");
+        let c = Config::parse("[metrics]\nlisten = \"127.0.0.1:9464\"\n", path).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let bad = err("[metrics]\nlisten = \"9464\"");
+        assert!(
+            bad.contains("metrics.listen") && bad.contains("127.0.0.1:9464"),
+            "{bad}"
+        );
     }
 
     /// The keys `up` has as flags: values, defaults, and errors naming the key.
