@@ -32,9 +32,9 @@ async fn scrape(port: u16) -> Scrape {
 }
 
 /// Scrapes until `done` holds (a handler counts its message just after the
-/// reply it sent is seen), at most 10 s; returns the last scrape.
-async fn scrape_until(port: u16, done: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+/// reply it sent is seen), at most `timeout`; returns the last scrape.
+async fn scrape_until(port: u16, timeout: Duration, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let now = scrape(port).await;
         if done(&now) || std::time::Instant::now() > deadline {
@@ -228,15 +228,8 @@ async fn pubsub_counters_follow_messages_retries_dead_letters_and_reconnects() {
     );
     for id in ["sensors", "alerts", "work"] {
         let line = format!("MQTT trigger \"{id}\"");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !mqtt_gw
-            .logs()
-            .lines()
-            .any(|l| l.contains(&line) && l.contains("subscribed"))
-        {
-            assert!(std::time::Instant::now() < deadline, "{}", mqtt_gw.logs());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let subscribed = mqtt_gw.wait_for_line(&[&line, "subscribed"], Duration::from_secs(15));
+        assert!(subscribed, "{}", mqtt_gw.logs());
     }
     let sensors = [("trigger", "mqtt"), ("id", "sensors")];
     let connected = |s: &Scrape| s.value("gatewayd_trigger_connected", &sensors);
@@ -267,7 +260,7 @@ async fn pubsub_counters_follow_messages_retries_dead_letters_and_reconnects() {
         .await;
     let handled = "gatewayd_messages_handled_total";
     let alerts = [("trigger", "mqtt"), ("id", "alerts")];
-    let after = scrape_until(port, |now| {
+    let after = scrape_until(port, Duration::from_secs(10), |now| {
         grew(&before, now, handled, &alerts) >= 200.0
             && grew(
                 &before,
@@ -320,19 +313,15 @@ async fn pubsub_counters_follow_messages_retries_dead_letters_and_reconnects() {
 
     // The broker goes away and comes back: down, one reconnect, up.
     broker.restart(Duration::from_secs(2));
-    let reconnected = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let now = scrape(port).await;
-            if now.value("gatewayd_trigger_reconnects_total", &sensors) >= 1.0
-                && connected(&now) == 1.0
-            {
-                return now;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no reconnect in the metrics:\n{}", mqtt_gw.logs()));
+    let back = |now: &Scrape| {
+        now.value("gatewayd_trigger_reconnects_total", &sensors) >= 1.0 && connected(now) == 1.0
+    };
+    let reconnected = scrape_until(port, Duration::from_secs(30), back).await;
+    assert!(
+        back(&reconnected),
+        "no reconnect in the metrics:\n{}",
+        mqtt_gw.logs()
+    );
     assert_eq!(
         grew(
             &before,
@@ -356,17 +345,9 @@ async fn pubsub_counters_follow_messages_retries_dead_letters_and_reconnects() {
         },
     );
     let v7 = [("trigger", "redis"), ("component", "sdk7")];
-    let subscribed = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let now = scrape(port).await;
-            if now.value("gatewayd_trigger_connected", &v7) == 1.0 {
-                return now;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("not subscribed:\n{}", redis_gw.logs()));
+    let up = |now: &Scrape| now.value("gatewayd_trigger_connected", &v7) == 1.0;
+    let subscribed = scrape_until(port, Duration::from_secs(15), up).await;
+    assert!(up(&subscribed), "not subscribed:\n{}", redis_gw.logs());
     let watcher = harness::RedisWatcher::subscribe(&redis.address(), &["dead", "reply"]).await;
     assert_eq!(redis_publish(&redis.address(), "v7", b"hello").await, 1);
     assert_eq!(redis_publish(&redis.address(), "v7", b"trap").await, 1);
@@ -375,7 +356,7 @@ async fn pubsub_counters_follow_messages_retries_dead_letters_and_reconnects() {
             r.iter().any(|(c, _)| c == "dead") && r.iter().any(|(c, _)| c == "reply")
         })
         .await;
-    let after = scrape_until(port, |now| {
+    let after = scrape_until(port, Duration::from_secs(10), |now| {
         grew(
             &subscribed,
             now,

@@ -37,19 +37,11 @@ fn start_with(args: &[&str], resumed: bool) -> Gateway {
     };
     for id in ["sensors", "alerts", "work"] {
         let line = format!("MQTT trigger \"{id}\"");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !gw
-            .logs()
-            .lines()
-            .any(|l| l.contains(&line) && l.contains(ready))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "trigger {id} not {ready}:\n{}",
-                gw.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            gw.wait_for_line(&[&line, ready], Duration::from_secs(15)),
+            "trigger {id} not {ready}:\n{}",
+            gw.logs()
+        );
     }
     gw
 }

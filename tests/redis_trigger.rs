@@ -19,19 +19,11 @@ fn start(redis: &RedisServer) -> Gateway {
     );
     for channel in ["v5", "v7"] {
         let line = format!("channel \"{channel}\")");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !gw
-            .logs()
-            .lines()
-            .any(|l| l.contains(&line) && l.contains("connected"))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "channel {channel} not subscribed:\n{}",
-                gw.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            gw.wait_for_line(&[&line, "connected"], Duration::from_secs(15)),
+            "channel {channel} not subscribed:\n{}",
+            gw.logs()
+        );
     }
     gw
 }

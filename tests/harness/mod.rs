@@ -326,6 +326,20 @@ impl Gateway {
         false
     }
 
+    /// Waits (bounded) until one line of the log contains every one of
+    /// `parts` (a trigger's name and the state it reached, say).
+    pub fn wait_for_line(&self, parts: &[&str], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let logs = self.logs();
+            if logs.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

@@ -45,38 +45,47 @@ impl InstanceMetrics {
             cache_lookups: Family::default(),
             compile_seconds: Counter::default(),
         };
-        registry.register(
-            "instances_created",
-            "Component instances created (each HTTP request to a WASI 0.2 component, \
-             each pub/sub message attempt, each health check), by component",
-            metrics.created.clone(),
-        );
-        registry.register(
-            "instance_traps",
-            "Instances that failed (a trap, or a host error that ended the call), by component",
-            metrics.traps.clone(),
-        );
-        registry.register(
-            "instance_timeouts",
-            "Instances stopped at the request deadline, by component",
-            metrics.timeouts.clone(),
-        );
-        registry.register(
-            "instance_memory_refusals",
-            "Memory or table growths refused because the instance reached max_instance_memory, \
-             by component",
-            metrics.memory_refused.clone(),
-        );
-        registry.register(
-            "instances_active",
-            "Instances alive now (they hold one of the instance slots)",
-            metrics.active.clone(),
-        );
-        registry.register(
-            "instance_slots",
-            "Instances that may be alive at once (max_instances)",
-            metrics.slots.clone(),
-        );
+        let per_component = [
+            (
+                "instances_created",
+                "Component instances created (each HTTP request to a WASI 0.2 component, \
+                 each pub/sub message attempt, each health check), by component",
+                &metrics.created,
+            ),
+            (
+                "instance_traps",
+                "Instances that failed (a trap, or a host error that ended the call), by component",
+                &metrics.traps,
+            ),
+            (
+                "instance_timeouts",
+                "Instances stopped at the request deadline, by component",
+                &metrics.timeouts,
+            ),
+            (
+                "instance_memory_refusals",
+                "Memory or table growths refused because the instance reached \
+                 max_instance_memory, by component",
+                &metrics.memory_refused,
+            ),
+        ];
+        for (name, help, family) in per_component {
+            registry.register(name, help, family.clone());
+        }
+        for (name, help, gauge) in [
+            (
+                "instances_active",
+                "Instances alive now (they hold one of the instance slots)",
+                &metrics.active,
+            ),
+            (
+                "instance_slots",
+                "Instances that may be alive at once (max_instances)",
+                &metrics.slots,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "instance_slot_waits",
             "Instances that had to wait for a free slot (all max_instances were in use)",

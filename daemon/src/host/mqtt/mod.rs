@@ -188,8 +188,8 @@ impl Mqtt {
         let port = uri
             .port_u16()
             .unwrap_or(crate::tls::mqtt_default_port(scheme));
+        let server: Arc<str> = format!("{host}:{port}").into();
         if !self.allowed.allows(scheme, host, Some(port)) {
-            let server = format!("{host}:{port}");
             crate::metrics::global()
                 .outbound
                 .call("mqtt", &server, false);
@@ -208,7 +208,6 @@ impl Mqtt {
             username: username.to_string(),
             password: password.to_string(),
         };
-        let server: Arc<str> = format!("{host}:{port}").into();
         let broker = self.connections.connect(&self.lease, key, keep_alive).await;
         if broker.is_err() {
             crate::metrics::global()
