@@ -444,3 +444,131 @@ async fn update_counters_and_the_running_app_follow_pushes_and_rollbacks() {
     assert_eq!(rolled.value("gatewayd_app_info", &back), 1.0);
     assert_eq!(rolled.count("gatewayd_app_info", &[]), 1);
 }
+
+/// `gatewayctl status` reports the last minute from the same counters:
+/// requests, server errors, p99, traps, timeouts, exactly as they happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reports_what_happened_in_the_last_minute() {
+    let service = Service::new();
+    service.append_config("[limits]\nrequest_timeout = \"1s\"\n");
+    let probe = service.bundle_app(&examples().join("probe"), "1.0.0", "release", &[]);
+    let gw = service.start();
+    ok(&service.push(&probe));
+    let before = service.status();
+    for n in 0..5 {
+        assert_eq!(get(&gw.url(&format!("/probe/hi{n}"))).await.0, 200);
+    }
+    assert_eq!(get(&gw.url("/missing")).await.0, 404);
+    assert_eq!(get(&gw.url("/probe/trap")).await.0, 500);
+    assert_eq!(get(&gw.url("/probe/loop")).await.0, 504);
+    // The instance stopped at its deadline is counted when it is dropped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = service.status();
+
+    let grew = |span: &str, key: &str| {
+        after[span][key].as_u64().unwrap() - before[span][key].as_u64().unwrap()
+    };
+    for span in ["since_start", "last_minute"] {
+        let moved =
+            ["http_requests", "http_server_errors", "traps", "timeouts"].map(|key| grew(span, key));
+        assert_eq!(moved, [8, 2, 1, 1], "{span}: {after}");
+        assert_eq!(grew(span, "messages"), 0, "{span}");
+    }
+    // The looping request took the 1 s deadline: it is the slowest of 8,
+    // above the 99th percentile's rank, so the p99 lies between the fast
+    // ones and it.
+    let p99 = after["last_minute"]["http_p99_ms"].as_f64().unwrap();
+    assert!((700.0..=1500.0).contains(&p99), "p99 {p99} ms: {after}");
+    let window = after["last_minute"]["window_secs"].as_u64().unwrap();
+    assert!(window <= 65, "{window}");
+
+    let text = ok(&harness::ctl(
+        service.path(),
+        &["status", "--to", &service.to()],
+    ));
+    let line = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("last ") && line.contains("2 server errors") && line.contains("1 trap,"),
+        "{text}"
+    );
+}
+
+/// The packaged Grafana dashboard queries only metrics a gateway exports:
+/// a renamed family would otherwise leave a panel silently empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_queries_only_exported_metrics() {
+    let path = harness::repo_root().join("packaging/grafana/gatewayd-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut queried = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            queried.extend(metric_names(expr));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        queried.extend(metric_names(variable["query"]["query"].as_str().unwrap()));
+    }
+    assert!(queried.len() >= 20, "{queried:?}");
+
+    // The whiskers demo has every kind of series: HTTP routes, an MQTT
+    // trigger, outbound MQTT; one vote makes its outbound series (the
+    // others exist from the start).
+    let broker = MosquittoBroker::start();
+    let variable = format!("mqtt_address={}", broker.address());
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let gw = Gateway::start_with(
+        &examples().join("whiskers"),
+        Options {
+            args: &["--metrics", &address, "--variable", &variable],
+            ..Options::default()
+        },
+    );
+    assert!(
+        gw.wait_for_log("subscribed", Duration::from_secs(15)),
+        "{}",
+        gw.logs()
+    );
+    let vote = harness::client()
+        .post(gw.url("/vote/cat"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vote.status(), 202, "{}", gw.logs());
+    // Counted once the tally handler is done with the vote's message.
+    let mut scrape = Scrape::get(&metrics_url(port), false).await;
+    for _ in 0..100 {
+        if scrape.value("gatewayd_messages_handled_total", &[]) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        scrape = Scrape::get(&metrics_url(port), false).await;
+    }
+    let families: std::collections::BTreeSet<&str> = scrape
+        .text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let missing: Vec<_> = queried
+        .iter()
+        .filter(|name| {
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            !families.contains(name.as_str()) && !families.contains(family)
+        })
+        .collect();
+    assert!(missing.is_empty(), "{missing:?} not in {families:?}");
+}
+
+/// The metric names a PromQL expression reads (ours and the process ones).
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("gatewayd_") || word.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
+}

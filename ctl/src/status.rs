@@ -1,11 +1,11 @@
 //! `gatewayctl status`: what gatewayd runs (`GET /v1/status`): the app, its
-//! version and generation, uptime, triggers, the last update's outcome, and
-//! the code each component runs.
+//! version and generation, uptime, triggers, the last update's outcome, what
+//! it did in the last minute, and the code each component runs.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use gatewayd::admin::api::Status;
+use gatewayd::admin::api::{Activity, Status};
 use hyper::Method;
 
 use crate::admin_client::{self, Client, Connection};
@@ -26,6 +26,9 @@ pub fn run(connection: &Connection, json: bool) -> Result<()> {
     if !json {
         let status: Status = reply.parse("GET /v1/status")?;
         println!("{}", line(&status, SystemTime::now()));
+        if let Some(activity) = &status.last_minute {
+            println!("{}", activity_line(activity));
+        }
         for line in component_lines(&status) {
             println!("  {line}");
         }
@@ -78,6 +81,40 @@ pub fn line(status: &Status, now: SystemTime) -> String {
         }
     }
     line
+}
+
+/// `last minute: 1204 requests (3 server errors, p99 12.5 ms), 40 messages
+/// (1 failed), 2 traps, 0 timeouts`; "last 35s" while the gateway is younger
+/// than a minute.
+pub fn activity_line(a: &Activity) -> String {
+    let span = match a.window_secs {
+        Some(secs) if secs < 60 => format!("last {}", duration(secs)),
+        _ => "last minute".to_string(),
+    };
+    let mut http = format!(
+        "{} ({}",
+        count(a.http_requests, "request"),
+        count(a.http_server_errors, "server error")
+    );
+    if let Some(p99) = a.http_p99_ms {
+        http += &format!(", p99 {p99} ms");
+    }
+    format!(
+        "{span}: {http}), {} ({} failed), {}, {}",
+        count(a.messages, "message"),
+        a.messages_failed,
+        count(a.traps, "trap"),
+        count(a.timeouts, "timeout"),
+    )
+}
+
+/// `1 trap`, `2 traps`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// `component "hello": native aarch64 code, from the cache`, one per
@@ -157,6 +194,38 @@ mod tests {
         assert_eq!(
             line(&rejected, now),
             "no app installed, up 0s; last update: rejected 0s ago: bad signature"
+        );
+    }
+
+    #[test]
+    fn activity() {
+        let busy = Activity {
+            window_secs: Some(60),
+            http_requests: 1204,
+            http_server_errors: 3,
+            http_p99_ms: Some(12.5),
+            messages: 40,
+            messages_failed: 1,
+            traps: 2,
+            timeouts: 0,
+        };
+        assert_eq!(
+            activity_line(&busy),
+            "last minute: 1204 requests (3 server errors, p99 12.5 ms), 40 messages \
+             (1 failed), 2 traps, 0 timeouts"
+        );
+        let young = Activity {
+            window_secs: Some(35),
+            http_requests: 1,
+            traps: 1,
+            timeouts: 1,
+            messages: 1,
+            http_server_errors: 1,
+            ..Activity::default()
+        };
+        assert_eq!(
+            activity_line(&young),
+            "last 35s: 1 request (1 server error), 1 message (0 failed), 1 trap, 1 timeout"
         );
     }
 

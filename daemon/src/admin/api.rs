@@ -25,6 +25,44 @@ pub struct Status {
     #[serde(default)]
     pub components: Vec<ComponentStatus>,
     pub last_update: Option<LastUpdate>,
+    /// What the gateway did in the last minute (older gateways do not
+    /// report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_minute: Option<Activity>,
+    /// What it did since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_start: Option<Activity>,
+}
+
+/// What the gateway did over a span: HTTP requests answered (any status,
+/// static and unrouted answers included), server errors among them (5xx:
+/// traps, timeouts, failed guests), the 99th-percentile time to response
+/// headers, pub/sub messages, and failed instances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// The span in seconds: a minute, or less when the gateway is younger;
+    /// absent for "since the start".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<u64>,
+    #[serde(default)]
+    pub http_requests: u64,
+    #[serde(default)]
+    pub http_server_errors: u64,
+    /// Estimated from log-spaced buckets 25% wide; absent without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_p99_ms: Option<f64>,
+    /// Pub/sub messages handed to a component.
+    #[serde(default)]
+    pub messages: u64,
+    /// Messages that failed every attempt (dead-lettered or dropped).
+    #[serde(default)]
+    pub messages_failed: u64,
+    /// Instances that trapped or failed with a host error.
+    #[serde(default)]
+    pub traps: u64,
+    /// Instances stopped at their deadline.
+    #[serde(default)]
+    pub timeouts: u64,
 }
 
 /// How many triggers of each kind the app has.

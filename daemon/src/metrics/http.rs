@@ -1,6 +1,7 @@
 //! The HTTP trigger's metrics: requests by component and status class, their
 //! latency, requests in flight, and connections open and turned away.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,6 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+use super::recent::Latencies;
 
 /// The `component` label of requests a static response answered.
 pub const STATIC: &str = "(static)";
@@ -39,6 +42,9 @@ pub struct HttpMetrics {
     pub in_flight: Gauge,
     pub connections_open: Gauge,
     pub connections_refused: Counter,
+    /// Every response again, summed over components, in finer buckets:
+    /// for `gatewayctl status`.
+    pub latencies: Arc<Latencies>,
 }
 
 impl HttpMetrics {
@@ -80,6 +86,7 @@ impl HttpMetrics {
             in_flight,
             connections_open,
             connections_refused,
+            latencies: Arc::default(),
         }
     }
 
@@ -95,6 +102,7 @@ impl HttpMetrics {
             duration: self.duration.get_or_create_owned(&ComponentLabel {
                 component: component.to_string(),
             }),
+            latencies: self.latencies.clone(),
         }
     }
 }
@@ -105,6 +113,7 @@ impl HttpMetrics {
 pub struct HttpRoute {
     by_class: [Counter; 5],
     duration: Histogram,
+    latencies: Arc<Latencies>,
 }
 
 impl HttpRoute {
@@ -112,5 +121,6 @@ impl HttpRoute {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
         self.duration.observe(took.as_secs_f64());
+        self.latencies.record(took, status.is_server_error());
     }
 }

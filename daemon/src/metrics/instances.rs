@@ -7,6 +7,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,6 +32,8 @@ pub struct InstanceMetrics {
     pub waits: Counter,
     cache_lookups: Family<ResultLabel, Counter>,
     pub compile_seconds: Counter<f64, AtomicU64>,
+    /// The series handed out, by component, for sums over all components.
+    handed_out: Mutex<HashMap<String, ComponentMetrics>>,
 }
 
 impl InstanceMetrics {
@@ -44,6 +48,7 @@ impl InstanceMetrics {
             waits: Counter::default(),
             cache_lookups: Family::default(),
             compile_seconds: Counter::default(),
+            handed_out: Mutex::default(),
         };
         let per_component = [
             (
@@ -110,12 +115,23 @@ impl InstanceMetrics {
         let label = ComponentLabel {
             component: id.to_string(),
         };
-        ComponentMetrics {
+        let series = ComponentMetrics {
             created: self.created.get_or_create_owned(&label),
             traps: self.traps.get_or_create_owned(&label),
             timeouts: self.timeouts.get_or_create_owned(&label),
             memory_refused: self.memory_refused.get_or_create_owned(&label),
-        }
+        };
+        super::lock(&self.handed_out).insert(label.component, series.clone());
+        series
+    }
+
+    /// Traps and timeouts, summed over components.
+    pub fn totals(&self) -> (u64, u64) {
+        super::lock(&self.handed_out)
+            .values()
+            .fold((0, 0), |(traps, timeouts), c| {
+                (traps + c.traps.get(), timeouts + c.timeouts.get())
+            })
     }
 
     /// One component loaded: from the cache, or compiled in `compiled`.

@@ -21,10 +21,11 @@ pub mod instances;
 pub mod outbound;
 pub mod process;
 pub mod pubsub;
+pub mod recent;
 pub mod server;
 pub mod updates;
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -38,6 +39,8 @@ pub struct Metrics {
     pub pubsub: pubsub::PubSubMetrics,
     pub outbound: outbound::OutboundMetrics,
     pub updates: updates::UpdateMetrics,
+    /// Snapshots of the last minute, for `gatewayctl status`.
+    pub recent: recent::Recent,
     /// Run before each scrape: they copy values kept elsewhere into gauges.
     samplers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
@@ -61,6 +64,7 @@ impl Metrics {
             pubsub: pubsub::PubSubMetrics::register(ours),
             outbound: outbound::OutboundMetrics::register(ours),
             updates: updates::UpdateMetrics::register(ours),
+            recent: recent::Recent::default(),
             registry,
             samplers: Mutex::default(),
         }
@@ -82,9 +86,22 @@ impl Metrics {
         exposition::render(&self.registry, accept)
     }
 
-    fn lock_samplers(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Fn() + Send + Sync>>> {
-        self.samplers.lock().unwrap_or_else(|e| e.into_inner())
+    /// Activity in the last minute and since the start, as of now.
+    pub fn activity(&self) -> (crate::admin::api::Activity, crate::admin::api::Activity) {
+        let now = recent::Totals::read(self);
+        let last_minute = self.recent.last_minute(std::time::Instant::now(), &now);
+        (last_minute, now.since(&recent::Totals::default(), None))
     }
+
+    fn lock_samplers(&self) -> MutexGuard<'_, Vec<Box<dyn Fn() + Send + Sync>>> {
+        lock(&self.samplers)
+    }
+}
+
+/// Locks `mutex`, also after a panic elsewhere: what it guards (counter
+/// handles, snapshots) stays valid whatever a holder did.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counts one in a gauge while it lives: a request in flight, an open

@@ -71,8 +71,11 @@ impl OutboundMetrics {
             host: self.bounded(host),
         };
         self.calls.get_or_create(&labels).inc();
+        // The error series starts at 0 with the first call: rate() cannot
+        // see the first error of a series born at 1.
+        let errors = self.errors.get_or_create(&labels);
         if !ok {
-            self.errors.get_or_create(&labels).inc();
+            errors.inc();
         }
     }
 
@@ -121,7 +124,11 @@ mod tests {
             host: "h0.example".into(),
         };
         assert_eq!(metrics.calls.get(&first).unwrap().get(), 2);
-        assert!(metrics.errors.get(&first).is_none(), "h0 never failed");
+        assert_eq!(
+            metrics.errors.get(&first).unwrap().get(),
+            0,
+            "h0 never failed"
+        );
         let failed = CallLabels {
             capability: "http",
             host: "h1.example".into(),

@@ -2,6 +2,9 @@
 //! messages received, handled, retried, dead-lettered or dropped, messages
 //! held now, and the broker link (up, reconnects).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +29,8 @@ pub struct PubSubMetrics {
     queued: Family<TriggerLabels, Gauge>,
     connected: Family<TriggerLabels, Gauge>,
     reconnects: Family<TriggerLabels, Counter>,
+    /// The series handed out, for sums over all triggers.
+    handed_out: Mutex<HashMap<TriggerLabels, TriggerMetrics>>,
 }
 
 impl PubSubMetrics {
@@ -39,6 +44,7 @@ impl PubSubMetrics {
             queued: Family::default(),
             connected: Family::default(),
             reconnects: Family::default(),
+            handed_out: Mutex::default(),
         };
         let families = [
             (
@@ -98,7 +104,7 @@ impl PubSubMetrics {
             id: id.to_string(),
             component: component.to_string(),
         };
-        TriggerMetrics {
+        let series = TriggerMetrics {
             received: self.received.get_or_create_owned(&labels),
             handled: self.handled.get_or_create_owned(&labels),
             retries: self.retries.get_or_create_owned(&labels),
@@ -107,7 +113,22 @@ impl PubSubMetrics {
             queued: self.queued.get_or_create_owned(&labels),
             connected: self.connected.get_or_create_owned(&labels),
             reconnects: self.reconnects.get_or_create_owned(&labels),
-        }
+        };
+        super::lock(&self.handed_out).insert(labels, series.clone());
+        series
+    }
+
+    /// Messages received, and messages that failed every attempt
+    /// (dead-lettered or dropped), summed over triggers.
+    pub fn totals(&self) -> (u64, u64) {
+        super::lock(&self.handed_out)
+            .values()
+            .fold((0, 0), |(received, failed), t| {
+                (
+                    received + t.received.get(),
+                    failed + t.dead_lettered.get() + t.dropped.get(),
+                )
+            })
     }
 }
 

@@ -25,6 +25,18 @@ struct AppLabels {
     generation: String,
 }
 
+/// Every reason an update is refused for (`Rejection::reason`).
+pub const REJECTION_REASONS: [&str; 8] = [
+    "verification",
+    "downgrade",
+    "other_app",
+    "unpack",
+    "load",
+    "health_check",
+    "no_trusted_keys",
+    "internal",
+];
+
 pub struct UpdateMetrics {
     updates: Family<OutcomeLabels, Counter>,
     pub rollbacks: Counter,
@@ -62,12 +74,19 @@ impl UpdateMetrics {
             Unit::Seconds,
             metrics.last_success.clone(),
         );
+        // Every outcome starts at 0: Prometheus's increase() cannot see the
+        // first event of a series that is born at 1, so a board's first
+        // refused push would never show on a dashboard.
+        metrics.count("applied", "none", 0);
+        for reason in REJECTION_REASONS {
+            metrics.count("rejected", reason, 0);
+        }
         metrics
     }
 
     /// A pushed bundle was applied.
     pub fn applied(&self) {
-        self.count("applied", "none");
+        self.count("applied", "none", 1);
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
@@ -76,13 +95,14 @@ impl UpdateMetrics {
 
     /// A pushed bundle was refused, for `reason` (one of a few fixed words).
     pub fn rejected(&self, reason: &'static str) {
-        self.count("rejected", reason);
+        debug_assert!(REJECTION_REASONS.contains(&reason), "{reason}");
+        self.count("rejected", reason, 1);
     }
 
-    fn count(&self, outcome: &'static str, reason: &'static str) {
+    fn count(&self, outcome: &'static str, reason: &'static str, by: u64) {
         self.updates
             .get_or_create(&OutcomeLabels { outcome, reason })
-            .inc();
+            .inc_by(by);
     }
 
     /// `app` `version` is the one serving now, as generation `generation`.

@@ -86,6 +86,8 @@ pub struct Runtime {
     _ticker: EpochTicker,
     /// The metrics endpoint's task, if one is configured.
     _metrics: Option<AbortOnDrop>,
+    /// Snapshots of the counters for "the last minute".
+    _recent: AbortOnDrop,
 }
 
 /// Stops a task when the runtime goes.
@@ -141,6 +143,9 @@ impl Runtime {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             _ticker: ticker,
             _metrics: metrics,
+            _recent: AbortOnDrop(tokio::spawn(crate::metrics::recent::sample(
+                crate::metrics::global(),
+            ))),
             options,
         })
     }

@@ -392,6 +392,7 @@ impl Controller {
             mqtt: r.loaded.app.mqtt_triggers.len() as u64,
             other: Default::default(),
         });
+        let (last_minute, since_start) = crate::metrics::global().activity();
         Status {
             app: running.map(|r| r.manifest.app.clone()),
             version: running.map(|r| r.manifest.version.clone()),
@@ -411,6 +412,8 @@ impl Controller {
                     .collect()
             }),
             last_update: state.last_update.clone(),
+            last_minute: Some(last_minute),
+            since_start: Some(since_start),
         }
     }
 
