@@ -202,7 +202,10 @@ impl Controller {
             }
             Err(rejection) => {
                 metrics.rejected(rejection.reason);
-                tracing::warn!("update rejected: {}", rejection.message)
+                tracing::warn!(
+                    "update rejected: {}",
+                    rejection.message.trim_start_matches("rejected: ")
+                )
             }
         }
         result
