@@ -107,6 +107,10 @@ impl InstanceMetrics {
             Unit::Seconds,
             metrics.compile_seconds.clone(),
         );
+        // Both start at 0, so increase() sees the first load of each kind.
+        for result in ["hit", "miss"] {
+            let _ = metrics.cache_lookups.get_or_create(&ResultLabel { result });
+        }
         metrics
     }
 
