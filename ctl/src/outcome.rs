@@ -66,8 +66,6 @@ pub fn rejection(reply: &Reply) -> anyhow::Error {
     } else if reply.status == hyper::StatusCode::NOT_FOUND {
         anyhow!("{reason} (is gatewayd older than this gatewayctl?)")
     } else {
-        // Bundle checks word their reasons "rejected: ..." already.
-        let reason = reason.strip_prefix("rejected: ").unwrap_or(&reason);
         anyhow!("rejected: {reason}")
     }
 }

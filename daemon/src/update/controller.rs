@@ -202,10 +202,7 @@ impl Controller {
             }
             Err(rejection) => {
                 metrics.rejected(rejection.reason);
-                tracing::warn!(
-                    "update rejected: {}",
-                    rejection.message.trim_start_matches("rejected: ")
-                )
+                tracing::warn!("update rejected: {}", rejection.message)
             }
         }
         result

@@ -102,7 +102,7 @@ fn walk(
                 || kind.is_pax_local_extensions()
                 || kind.is_pax_global_extensions()
             {
-                bail!("rejected: a {kind:?} record where {what} belongs; bundles have none");
+                bail!("a {kind:?} record where {what} belongs; bundles have none");
             }
             let name = match long_name {
                 Some(name) => name,
@@ -120,25 +120,25 @@ fn walk(
     let signature = String::from_utf8(signature).map_err(|_| anyhow!("{SIGNATURE} is not text"))?;
     let signer = keys
         .verify(&manifest_bytes, &signature)
-        .map_err(|e| anyhow!("rejected: {e}"))?
+        .map_err(|e| anyhow!("{e}"))?
         .id
         .clone();
     let text =
         std::str::from_utf8(&manifest_bytes).map_err(|_| anyhow!("{MANIFEST} is not UTF-8"))?;
-    let manifest = BundleManifest::parse(text, limits).map_err(|e| anyhow!("rejected: {e}"))?;
+    let manifest = BundleManifest::parse(text, limits).map_err(|e| anyhow!("{e}"))?;
 
     let mut buffer = Vec::new();
     for expected in &manifest.files {
         let (name, entry) = next(&format!("{APP_DIR}{}", expected.path))?;
         if name != format!("{APP_DIR}{}", expected.path) {
             bail!(
-                "rejected: entry {name:?} where the signed manifest has {APP_DIR}{} next",
+                "entry {name:?} where the signed manifest has {APP_DIR}{} next",
                 expected.path
             );
         }
         check_regular(&entry, &name)?;
         if entry.header().size().map_err(unreadable)? != expected.size {
-            bail!("rejected: {name} is not the size the signed manifest gives");
+            bail!("{name} is not the size the signed manifest gives");
         }
         buffer.clear();
         entry
@@ -146,16 +146,16 @@ fn walk(
             .read_to_end(&mut buffer)
             .map_err(unreadable)?;
         if buffer.len() as u64 != expected.size {
-            bail!("rejected: {name} is not the size the signed manifest gives (truncated?)");
+            bail!("{name} is not the size the signed manifest gives (truncated?)");
         }
         let digest = hex(&Sha256::digest(&buffer));
         if digest != expected.sha256 {
-            bail!("rejected: {name} does not match its sha256 in the signed manifest");
+            bail!("{name} does not match its sha256 in the signed manifest");
         }
         sink(expected, &buffer)?;
     }
     if let Some((name, _)) = next_entry("the end")? {
-        bail!("rejected: entry {name:?} is not in the signed manifest");
+        bail!("entry {name:?} is not in the signed manifest");
     }
     Ok(Verified { manifest, signer })
 }
@@ -167,7 +167,7 @@ fn read_small(
 ) -> Result<Vec<u8>> {
     if name != want {
         bail!(
-            "rejected: the bundle must start with {MANIFEST} and {SIGNATURE}; found {name:?} where {want} belongs (unsigned?)"
+            "the bundle must start with {MANIFEST} and {SIGNATURE}; found {name:?} where {want} belongs (unsigned?)"
         );
     }
     check_regular(&entry, &name)?;
@@ -177,7 +177,7 @@ fn read_small(
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
     if bytes.len() as u64 > max {
-        bail!("rejected: {name} is larger than {max} bytes");
+        bail!("{name} is larger than {max} bytes");
     }
     Ok(bytes)
 }
@@ -187,7 +187,7 @@ fn read_small(
 fn read_long_name(entry: tar::Entry<'_, impl Read>) -> Result<String> {
     let size = entry.header().size().map_err(unreadable)?;
     if size > MAX_NAME_SIZE {
-        bail!("rejected: an entry name of {size} bytes (the limit is {MAX_NAME_SIZE})");
+        bail!("an entry name of {size} bytes (the limit is {MAX_NAME_SIZE})");
     }
     let mut bytes = Vec::new();
     entry
@@ -197,20 +197,19 @@ fn read_long_name(entry: tar::Entry<'_, impl Read>) -> Result<String> {
     while bytes.last() == Some(&0) {
         bytes.pop();
     }
-    String::from_utf8(bytes).map_err(|_| anyhow!("rejected: an entry name is not UTF-8"))
+    String::from_utf8(bytes).map_err(|_| anyhow!("an entry name is not UTF-8"))
 }
 
 fn entry_name(entry: &tar::Entry<'_, impl Read>) -> Result<String> {
     let path = entry.path_bytes();
-    String::from_utf8(path.into_owned())
-        .map_err(|_| anyhow!("rejected: an entry name is not UTF-8"))
+    String::from_utf8(path.into_owned()).map_err(|_| anyhow!("an entry name is not UTF-8"))
 }
 
 /// Links, devices, folders and the like are never part of a bundle.
 fn check_regular(entry: &tar::Entry<'_, impl Read>, name: &str) -> Result<()> {
     let kind = entry.header().entry_type();
     if !kind.is_file() {
-        bail!("rejected: entry {name:?} is a {kind:?}, not a regular file");
+        bail!("entry {name:?} is a {kind:?}, not a regular file");
     }
     Ok(())
 }
