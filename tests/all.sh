@@ -23,8 +23,12 @@ log="$target_dir/board-builds.log"
 # failure here stops all of them (cargo and its rustc children).
 set -m
 # packaging/build.sh builds the three boards in one cargo run with the same
-# flags and environment as cross/test.sh, so it finds them built.
-nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu' \
+# flags and environment as cross/test.sh, so it finds them built. The
+# runtime-only flavour (a second build of the wasmtime stack per
+# architecture) is packaged for amd64, whose binary the package tests run,
+# and arm64, the board it is for; riscv64 and armhf differ only by target.
+nice -n 19 bash -c 'bash cross/test.sh --build-only && bash packaging/build.sh --profile qemu --flavour full \
+  && bash packaging/build.sh --profile qemu --flavour runtime amd64 arm64' \
   >"$log" 2>&1 &
 builds=$!
 set +m

@@ -2,7 +2,9 @@
 //! and a distribution use: dpkg-deb and lintian on each .deb, ar and tar on
 //! each .ipk; then the amd64 .deb installed on this machine for real, run as
 //! its user with the unit's environment, updated with the installed
-//! gatewayctl, removed and purged.
+//! gatewayctl, removed and purged; and the runtime-only gatewayd of the
+//! amd64 gatewayd-runtime package, run as a service that refuses bundles
+//! without code for it and runs those with.
 //!
 //! Ignored by `cargo test`: tests/all.sh builds the packages and runs these
 //! with `--ignored packages::`, passing their folder in GATEWAYD_PACKAGES.
@@ -15,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use harness::{Gateway, Program, examples, free_port, get, ok};
+use harness::{Gateway, Program, Service, ctl, examples, free_port, get, ok, rejected};
 
 const ARCHES: [&str; 4] = ["amd64", "arm64", "riscv64", "armhf"];
+/// The full package and the runtime-only one.
+const PACKAGES: [&str; 2] = ["gatewayd", "gatewayd-runtime"];
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn packages() -> PathBuf {
@@ -26,16 +30,17 @@ fn packages() -> PathBuf {
     PathBuf::from(dir)
 }
 
-/// The package files present, by architecture (a build of some
-/// architectures tests those).
-fn built(extension: &str) -> Vec<(&'static str, PathBuf)> {
+/// The package files present: architecture, package, file (a build of some
+/// architectures or one flavour tests those).
+fn built(extension: &str) -> Vec<(&'static str, &'static str, PathBuf)> {
     let found: Vec<_> = ARCHES
         .iter()
-        .map(|arch| {
-            let file = packages().join(format!("gatewayd_{VERSION}_{arch}.{extension}"));
-            (*arch, file)
+        .flat_map(|arch| PACKAGES.iter().map(move |package| (*arch, *package)))
+        .map(|(arch, package)| {
+            let file = packages().join(format!("{package}_{VERSION}_{arch}.{extension}"));
+            (arch, package, file)
         })
-        .filter(|(_, file)| file.exists())
+        .filter(|(_, _, file)| file.exists())
         .collect();
     assert!(
         !found.is_empty(),
@@ -72,6 +77,15 @@ fn machine(arch: &str) -> &'static str {
     }
 }
 
+/// The package the one named conflicts with and replaces.
+fn other(package: &str) -> &'static str {
+    if package == "gatewayd" {
+        "gatewayd-runtime"
+    } else {
+        "gatewayd"
+    }
+}
+
 /// Static binaries for the package's CPU: no program interpreter.
 fn assert_static_for(arch: &str, binary: &Path) {
     let program = ok(&run("readelf", &["-lh", binary.to_str().unwrap()]));
@@ -94,13 +108,15 @@ fn assert_static_for(arch: &str, binary: &Path) {
 #[test]
 #[ignore = "needs the packages: tests/all.sh"]
 fn each_deb_holds_the_service_its_docs_and_a_conffile() {
-    for (arch, deb) in built("deb") {
+    for (arch, package, deb) in built("deb") {
         let deb = deb.to_str().unwrap();
         let info = fields(&ok(&run("dpkg-deb", &["-f", deb])));
-        assert_eq!(info["Package"], "gatewayd");
+        assert_eq!(info["Package"], package);
         assert_eq!(info["Version"], VERSION);
         assert_eq!(info["Architecture"], arch);
         assert_eq!(info["Depends"], "adduser");
+        assert_eq!(info["Conflicts"], other(package));
+        assert_eq!(info["Replaces"], other(package));
         let kib: u64 = info["Installed-Size"].parse().unwrap();
         assert!(kib > 1024, "Installed-Size {kib} KiB");
 
@@ -115,8 +131,8 @@ fn each_deb_holds_the_service_its_docs_and_a_conffile() {
             "./usr/share/man/man1/gatewayd-serve.1.gz",
             "./usr/share/man/man1/gatewayctl.1.gz",
             "./usr/share/man/man1/gatewayctl-push-bundle.1.gz",
-            "./usr/share/doc/gatewayd/copyright",
-            "./usr/share/doc/gatewayd/changelog.gz",
+            &format!("./usr/share/doc/{package}/copyright"),
+            &format!("./usr/share/doc/{package}/changelog.gz"),
         ] {
             let line = listing
                 .lines()
@@ -151,7 +167,7 @@ fn each_deb_holds_the_service_its_docs_and_a_conffile() {
 fn lintian_finds_no_error() {
     let debs: Vec<String> = built("deb")
         .into_iter()
-        .map(|(_, deb)| deb.to_string_lossy().into_owned())
+        .map(|(_, _, deb)| deb.to_string_lossy().into_owned())
         .collect();
     // One run for all: lintian's start-up is a good part of its time.
     let mut args = vec!["--fail-on", "error", "--pedantic"];
@@ -179,7 +195,7 @@ fn lintian_finds_no_error() {
 #[test]
 #[ignore = "needs the packages: tests/all.sh"]
 fn each_ipk_is_what_opkg_reads() {
-    for (arch, ipk) in built("ipk") {
+    for (arch, package, ipk) in built("ipk") {
         let ipk_path = ipk.to_str().unwrap();
         // opkg's container: an ar archive of three members, in this order.
         let members = ok(&run("ar", &["t", ipk_path]));
@@ -208,7 +224,8 @@ fn each_ipk_is_what_opkg_reads() {
 
         let control = std::fs::read_to_string(t.join("control/control")).unwrap();
         let info = fields(&control);
-        assert_eq!(info["Package"], "gatewayd");
+        assert_eq!(info["Package"], package);
+        assert_eq!(info["Conflicts"], other(package));
         assert_eq!(info["Version"], VERSION);
         let expected_arch = match arch {
             "amd64" => "x86_64",
@@ -468,4 +485,103 @@ async fn the_deb_installs_serves_as_its_user_takes_a_push_and_purges() {
     assert!(!wants.is_symlink(), "the enable link is left after purge");
     assert!(!run("dpkg", &["-s", "gatewayd"]).status.success());
     ok(&run("getent", &["passwd", "gatewayd"]));
+}
+
+/// The gatewayd of the amd64 gatewayd-runtime package: no compiler (its
+/// `--version` says so, and it is much smaller than the full one), refuses a
+/// bundle without code for it, naming the command that makes one, and runs
+/// a bundle made with `--target`; `status` says it cannot compile.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the packages: tests/all.sh"]
+async fn the_runtime_only_gatewayd_runs_bundles_precompiled_for_it_only() {
+    let extract = |package: &str| {
+        let deb = packages().join(format!("{package}_{VERSION}_amd64.deb"));
+        assert!(deb.exists(), "{} is missing", deb.display());
+        let tree = tempfile::tempdir().unwrap();
+        ok(&run(
+            "dpkg-deb",
+            &["-x", deb.to_str().unwrap(), tree.path().to_str().unwrap()],
+        ));
+        tree
+    };
+    let (runtime, full) = (extract("gatewayd-runtime"), extract("gatewayd"));
+    let binary = runtime.path().join("usr/bin/gatewayd");
+    let version = ok(&run(binary.to_str().unwrap(), &["--version"]));
+    assert!(version.contains("runtime only"), "{version}");
+    let full_version = ok(&run(
+        full.path().join("usr/bin/gatewayd").to_str().unwrap(),
+        &["--version"],
+    ));
+    assert!(!full_version.contains("runtime only"), "{full_version}");
+    // Without Cranelift the binary loses a fifth at CI's unoptimised test
+    // profile (over 40% at the board profile): a build that pulled the
+    // compiler back in would lose nothing.
+    let size = |tree: &tempfile::TempDir| {
+        tree.path()
+            .join("usr/bin/gatewayd")
+            .metadata()
+            .unwrap()
+            .len()
+    };
+    let (runtime_size, full_size) = (size(&runtime), size(&full));
+    assert!(
+        runtime_size * 100 < full_size * 90,
+        "runtime-only gatewayd {runtime_size} bytes, full {full_size}"
+    );
+
+    let service = Service::new();
+    let program = Program {
+        runner: Vec::new(),
+        binary: Some(binary),
+    };
+    let gateway = service.start_program(&program, &[]);
+    assert!(
+        gateway.logs().contains("runtime only: cannot compile"),
+        "{}",
+        gateway.logs()
+    );
+    let engine = &service.status()["engine"];
+    assert_eq!(engine["compiles"], false, "{engine}");
+    assert_eq!(engine["target"], "x86_64-unknown-linux-gnu", "{engine}");
+
+    // A plain bundle: refused, naming the component, the missing code and
+    // the command; nothing changes.
+    let plain = service.bundle("1.0.0", "release");
+    let refusal = rejected(&service.push(&plain));
+    for part in [
+        "runtime-only build",
+        "component \"hello\"",
+        "it carries no precompiled code",
+        "gatewayctl bundle --target x86_64-unknown-linux-gnu",
+    ] {
+        assert!(refusal.contains(part), "{part:?} not in: {refusal}");
+    }
+    assert_eq!(get(&gateway.url("/hello")).await.0, 503);
+    // Code for another board only: refused, saying which it carries.
+    let other_board = service.bundle_with(
+        "1.0.1",
+        "release",
+        &["--target", "aarch64-unknown-linux-gnu"],
+    );
+    let refusal = rejected(&service.push(&other_board));
+    assert!(
+        refusal.contains("it carries code for aarch64-unknown-linux-gnu only"),
+        "{refusal}"
+    );
+
+    // Made for this board: runs, from the code it brought.
+    let precompiled = service.bundle_with(
+        "1.0.2",
+        "release",
+        &["--target", "x86_64-unknown-linux-gnu"],
+    );
+    ok(&service.push(&precompiled));
+    let (status, body) = get(&gateway.url("/hello")).await;
+    assert_eq!((status, body.trim()), (200, "Hello from gatewayd!"));
+    let status = ok(&ctl(service.path(), &["status", "--to", &service.to()]));
+    assert!(
+        status.contains("runtime only: cannot compile, accepts only bundles with code for x86_64-unknown-linux-gnu"),
+        "{status}"
+    );
+    assert!(status.contains("from the cache"), "{status}");
 }

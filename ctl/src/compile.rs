@@ -55,7 +55,7 @@ pub fn precompile(engines: &Engines, wasm_path: &Path) -> Result<Precompiled> {
         cpu_features: if compiled.target.is_pulley() {
             Vec::new()
         } else {
-            engines.cpu_features.clone()
+            engines.profile.cpu_features.clone()
         },
         code: compiled.code,
         fell_back: compiled.fell_back,

@@ -1,6 +1,7 @@
 //! `gatewayctl status`: what gatewayd runs (`GET /v1/status`): the app, its
 //! version and generation, uptime, triggers, the last update's outcome, what
-//! it did in the last minute, and the code each component runs.
+//! it did in the last minute, the code each component runs, and whether the
+//! gateway can compile.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,9 @@ pub fn run(connection: &Connection, json: bool) -> Result<()> {
         }
         for line in component_lines(&status) {
             println!("  {line}");
+        }
+        if let Some(line) = engine_line(&status) {
+            println!("{line}");
         }
     }
     Ok(())
@@ -138,6 +142,21 @@ pub fn component_lines(status: &Status) -> Vec<String> {
         .collect()
 }
 
+/// `engine: native aarch64 code, compiles components`, or for a runtime-only
+/// build what it accepts instead.
+pub fn engine_line(status: &Status) -> Option<String> {
+    let engine = status.engine.as_ref()?;
+    Some(if engine.compiles {
+        format!("engine: {}, compiles components", engine.runs)
+    } else {
+        format!(
+            "engine: {}, runtime only: cannot compile, accepts only bundles with code for {} \
+             (gatewayctl bundle --target {})",
+            engine.runs, engine.target, engine.target
+        )
+    })
+}
+
 /// 12s, 5m 3s, 2h 1m, 3d 4h: the two largest units.
 fn duration(secs: u64) -> String {
     let parts = [
@@ -162,6 +181,22 @@ mod tests {
 
     fn status(json: &str) -> Status {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_runtime_only_gateway_says_what_it_accepts() {
+        let runtime_only = status(
+            r#"{"app": null, "last_update": null, "engine": {"runs": "native aarch64 code",
+               "compiles": false, "target": "aarch64-unknown-linux-gnu"}}"#,
+        );
+        assert_eq!(
+            engine_line(&runtime_only).unwrap(),
+            "engine: native aarch64 code, runtime only: cannot compile, accepts only bundles \
+             with code for aarch64-unknown-linux-gnu (gatewayctl bundle --target \
+             aarch64-unknown-linux-gnu)"
+        );
+        let older = status(r#"{"app": null, "last_update": null}"#);
+        assert_eq!(engine_line(&older), None);
     }
 
     #[test]

@@ -9,9 +9,20 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::Pooling;
 
+/// `--version`: the release, and the flavour when it is the runtime-only one
+/// (the two packages install the same binary name).
+const VERSION: &str = if crate::engine::CAN_COMPILE {
+    env!("CARGO_PKG_VERSION")
+} else {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (runtime only: runs precompiled code, cannot compile)"
+    )
+};
+
 /// Runs Spin WebAssembly apps on small Linux boards.
 #[derive(Parser, Debug)]
-#[command(name = "gatewayd", version, about, long_about = None)]
+#[command(name = "gatewayd", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

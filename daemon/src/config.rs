@@ -291,6 +291,14 @@ impl Config {
         let duration = |name: &str, value: Option<&str>, default: &str| {
             parse_duration(value.unwrap_or(default)).map_err(|e| anyhow!("{}: {e}", key(name)))
         };
+        if raw.update.accept_precompiled == Some(false) && !crate::engine::CAN_COMPILE {
+            return Err(anyhow!(
+                "{}: this gatewayd is a runtime-only build: it cannot compile, so it runs only \
+                 code precompiled in bundles; remove the setting, or install the full gatewayd \
+                 package to compile every component here",
+                key("update.accept_precompiled = false")
+            ));
+        }
         let request_timeout = match raw.limits.request_timeout.as_deref() {
             Some("none" | "off" | "0") => None,
             other => Some(duration("limits.request_timeout", other, "30s")?),

@@ -25,6 +25,10 @@ pub struct Status {
     #[serde(default)]
     pub components: Vec<ComponentStatus>,
     pub last_update: Option<LastUpdate>,
+    /// The code this gateway runs and whether it can compile (older
+    /// gateways do not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineStatus>,
     /// What the gateway did in the last minute (older gateways do not
     /// report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +36,18 @@ pub struct Status {
     /// What it did since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_start: Option<Activity>,
+}
+
+/// The gateway's engine.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// What components run as, e.g. "native aarch64 code".
+    pub runs: String,
+    /// False for a runtime-only build: it runs only code precompiled in
+    /// bundles for `target`.
+    pub compiles: bool,
+    /// The `gatewayctl bundle --target` triple of code made for it.
+    pub target: String,
 }
 
 /// What the gateway did over a span: HTTP requests answered (any status,

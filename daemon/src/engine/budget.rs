@@ -115,7 +115,8 @@ impl ResourceLimiter for InstanceBudget {
     }
 }
 
-#[cfg(test)]
+// The tests compile wasm: not in a runtime-only build.
+#[cfg(all(test, feature = "compiler"))]
 mod tests {
     use super::*;
     use wasmtime::{Config, Engine, Instance, Module, Store};

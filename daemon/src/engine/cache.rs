@@ -2,15 +2,18 @@
 //! loaded from the state directory afterwards.
 //!
 //! A cache entry is keyed by the sha256 of the wasm bytes and by the engine's
-//! `precompile_compatibility_hash` (wasmtime version, target, CPU features and
-//! every code-shaping setting), so a changed component or engine never loads
-//! stale code. Entries are written to a temporary name, fsynced and renamed, so
+//! code shape (wasmtime version, target and [`CodeProfile`]), so a changed
+//! component or engine looks for other entries. The key is ours rather than
+//! wasmtime's `precompile_compatibility_hash`, which exists only in builds
+//! with Cranelift: a runtime-only gateway and a full one find the same
+//! entries, so a board can change flavour without losing its code. wasmtime
+//! still checks every entry it loads (version, target, settings, CPU
+//! features): a key that matched wrongly costs a compile, never a bad load. Entries are written to a temporary name, fsynced and renamed, so
 //! a crash mid-write leaves no truncated entry behind. Loading uses
 //! `Component::deserialize_file`, which maps the file: instances share its pages.
 //! Code precompiled on a build host and shipped in a verified bundle enters the
 //! cache through [`CodeCache::adopt`], once an engine has accepted it.
 
-use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +24,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::compile::compile;
-use super::{CodeTarget, Engines};
+use super::{CodeProfile, CodeTarget, Engines, WASMTIME_VERSION};
 
 /// How a component's code was obtained.
 #[derive(Debug)]
@@ -47,7 +50,7 @@ impl CodeCache {
             .with_context(|| format!("creating the code cache folder {}", dir.display()))?;
         let engine_keys = engines
             .all()
-            .map(|(engine, _)| engine_key(engine))
+            .map(|(_, target)| engine_key(target, &engines.profile))
             .collect();
         Ok(Self { dir, engine_keys })
     }
@@ -135,6 +138,14 @@ impl CodeCache {
         Err(refusals.join("; "))
     }
 
+    /// Whether code for the wasm file at `wasm_path` is cached for one of
+    /// the engines.
+    pub fn has_code_for(&self, wasm_path: &Path) -> Result<bool> {
+        let wasm =
+            std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+        Ok(self.has(&hex(&Sha256::digest(&wasm))))
+    }
+
     /// Whether code for `digest` is cached for one of the engines.
     pub fn has(&self, digest: &str) -> bool {
         self.engine_keys
@@ -143,11 +154,16 @@ impl CodeCache {
     }
 }
 
-/// A short stable name for the engine's code-shaping configuration.
-fn engine_key(engine: &Engine) -> String {
-    let mut hasher = Sha256Hasher(Sha256::new());
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hex(&hasher.0.finalize()[..8])
+/// A short stable name for the code an engine for `target` with `profile`
+/// makes. The engine's other settings (component model, async, epoch
+/// interruption) are the same in every gatewayd engine; a change to them in
+/// a new gatewayd comes with a new wasmtime or is caught when loading.
+fn engine_key(target: &CodeTarget, profile: &CodeProfile) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!(
+        "wasmtime {WASMTIME_VERSION}; {target:?}; {profile:?}"
+    ));
+    hex(&hasher.finalize()[..8])
 }
 
 impl CodeCache {
@@ -204,21 +220,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Feeds `Hash` output into sha256, which (unlike std's hasher) is stable
-/// across Rust versions and processes.
-struct Sha256Hasher(Sha256);
-
-impl Hasher for Sha256Hasher {
-    /// Unused: the digest is read through `self.0`.
-    fn finish(&self) -> u64 {
-        0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,11 +240,20 @@ mod tests {
 
     #[test]
     fn engines_with_different_code_shaping_settings_get_different_keys() {
-        let plain = Engine::default();
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
-        let with_epochs = Engine::new(&config).unwrap();
-        assert_ne!(engine_key(&plain), engine_key(&with_epochs));
-        assert_eq!(engine_key(&plain), engine_key(&Engine::default()));
+        let board = CodeProfile::default_for(super::super::Arch::Aarch64);
+        let target = CodeTarget::for_triple("aarch64-unknown-linux-gnu").unwrap();
+        let key = engine_key(&target, &board);
+        assert_eq!(key, engine_key(&target, &board.clone()));
+        let with_features = CodeProfile {
+            cpu_features: vec!["has_lse".into()],
+            ..board.clone()
+        };
+        assert_ne!(key, engine_key(&target, &with_features));
+        let smaller = CodeProfile {
+            memory_reservation: 64 << 20,
+            ..board.clone()
+        };
+        assert_ne!(key, engine_key(&target, &smaller));
+        assert_ne!(key, engine_key(&target.fallback().unwrap(), &board));
     }
 }

@@ -6,8 +6,11 @@
 //! the component is compiled to Pulley bytecode instead, with the reason
 //! logged. A component Cranelift rejects with an error (invalid wasm, an
 //! unsupported proposal) is not retried: Pulley would reject it too.
+//!
+//! A runtime-only build has no compiler: [`compile`] fails, naming the code
+//! the gateway needs and how to make it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use wasmtime::Engine;
@@ -25,10 +28,30 @@ pub struct Compiled<'a> {
     pub took: Duration,
 }
 
+/// Why a runtime-only gateway cannot run `what`, and what would let it.
+pub fn cannot_compile(engines: &Engines, what: &str) -> String {
+    let triple = engines.primary_target.arch().board_triple();
+    format!(
+        "{what} has no code precompiled for this gateway ({}), and this gatewayd is a \
+         runtime-only build, which cannot compile: it runs apps pushed in bundles made with \
+         `gatewayctl bundle --target {triple}`; the full gatewayd compiles app folders and \
+         plain bundles",
+        engines.primary_target
+    )
+}
+
 /// Compiles `wasm` (named `what` in errors) with the primary engine, or the
 /// fallback one if Cranelift crashes on it.
+#[cfg(not(feature = "compiler"))]
+pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
+    Err(anyhow!(cannot_compile(engines, what)))
+}
+
+/// Compiles `wasm` (named `what` in errors) with the primary engine, or the
+/// fallback one if Cranelift crashes on it.
+#[cfg(feature = "compiler")]
 pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let crash = match precompile(&engines.primary, wasm) {
         Ok(Ok(code)) => {
             return Ok(Compiled {
@@ -66,6 +89,7 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
 }
 
 /// `Ok(result)` of the compiler, or `Err(message)` of its panic.
+#[cfg(feature = "compiler")]
 fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Result<Vec<u8>>, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         engine

@@ -8,6 +8,11 @@
 //! pooling instance allocator (which makes a fresh instance per request cheap)
 //! when the machine can reserve its address space, and falls back to
 //! on-demand allocation, saying why.
+//!
+//! A runtime-only build (without the `compiler` feature: no Cranelift) has the
+//! same engines but cannot compile: it loads code precompiled for it on a
+//! build host, shipped in bundles (`gatewayctl bundle --target`), and
+//! [`compile`] says so for anything else.
 
 pub mod budget;
 pub mod cache;
@@ -30,6 +35,13 @@ pub use target::{Arch, CodeTarget};
 /// thread with one looping guest waited ~14 ms at the median and 44 ms at p99
 /// (one slice per step); with 2 ms, 4 and 10 ms (`benches/attacks.sh`).
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// The wasmtime release compiled code must come from (the workspace pins it;
+/// a test checks Cargo.lock agrees). Part of the code cache's keys.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Whether this build can compile components (the `compiler` feature).
+pub const CAN_COMPILE: bool = cfg!(feature = "compiler");
 
 /// Bytes of each recycled memory slot kept resident (reset in place).
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
@@ -87,9 +99,10 @@ pub struct Engines {
     pub primary_target: CodeTarget,
     /// For components Cranelift cannot compile (64-bit machines only).
     pub fallback: Option<(Engine, CodeTarget)>,
-    /// The CPU features native code may use beyond what wasmtime detects
-    /// (or, precompiling, beyond the baseline): `CodeProfile::cpu_features`.
-    pub cpu_features: Vec<String>,
+    /// The code-shaping settings of both engines. Its `cpu_features` are
+    /// what native code may use beyond what wasmtime detects (or,
+    /// precompiling, beyond the baseline).
+    pub profile: CodeProfile,
 }
 
 impl Engines {
@@ -105,7 +118,7 @@ impl Engines {
             primary,
             primary_target: target,
             fallback,
-            cpu_features: profile.cpu_features.clone(),
+            profile: profile.clone(),
         })
     }
 
@@ -127,9 +140,19 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
         None => None,
     };
     let mut how = format!("{target}, {allocator}");
-    if let Some((_, pulley)) = &fallback {
-        how.push_str(&format!(
+    match &fallback {
+        Some((_, pulley)) if CAN_COMPILE => how.push_str(&format!(
             "; components Cranelift cannot compile run on the {pulley}"
+        )),
+        Some((_, pulley)) => how.push_str(&format!("; code precompiled for the {pulley} runs too")),
+        None => {}
+    }
+    if !CAN_COMPILE {
+        how.push_str(&format!(
+            "; runtime only: cannot compile, runs code precompiled for {} \
+             (gatewayctl bundle --target {})",
+            target.arch().board_triple(),
+            target.arch().board_triple()
         ));
     }
     if !settings.profile.cpu_features.is_empty() && !target.is_pulley() {
@@ -143,7 +166,7 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
             primary,
             primary_target: target,
             fallback,
-            cpu_features: settings.profile.cpu_features.clone(),
+            profile: settings.profile.clone(),
         },
         how,
     ))
@@ -231,6 +254,17 @@ pub fn return_freed_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_key_names_the_wasmtime_in_cargo_lock() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let entry = format!("name = \"wasmtime\"\nversion = \"{WASMTIME_VERSION}\"\n");
+        assert!(
+            lock.contains(&entry),
+            "Cargo.lock has another wasmtime than WASMTIME_VERSION {WASMTIME_VERSION}"
+        );
+    }
 
     #[test]
     fn pooling_falls_back_in_auto_mode_and_fails_when_required() {

@@ -78,6 +78,10 @@ impl CodeProfile {
         if let (Some(guard), false) = (self.memory_guard_size, target.is_pulley()) {
             config.memory_guard_size(guard);
         }
+        // A runtime-only build has no Cranelift flags to set: the features
+        // are recorded in the precompiled code, which wasmtime checks against
+        // this CPU when loading it.
+        #[cfg(feature = "compiler")]
         if !target.is_pulley() {
             for feature in &self.cpu_features {
                 // SAFETY: enabling a feature the CPU lacks makes the code die
@@ -92,7 +96,8 @@ impl CodeProfile {
     }
 }
 
-#[cfg(test)]
+// The test sets Cranelift flags: not in a runtime-only build.
+#[cfg(all(test, feature = "compiler"))]
 mod tests {
     use super::*;
 

@@ -60,6 +60,17 @@ impl Arch {
         }
     }
 
+    /// The usual target triple of a Linux board of this architecture, for
+    /// `gatewayctl bundle --target` (code for it runs on any libc).
+    pub fn board_triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+            Arch::Riscv64 => "riscv64gc-unknown-linux-gnu",
+            Arch::Arm32 => "armv7-unknown-linux-gnueabihf",
+        }
+    }
+
     fn has_cranelift_backend(self) -> bool {
         self != Arch::Arm32
     }

@@ -20,7 +20,9 @@ use super::generations::is_newer;
 use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
-use crate::admin::api::{Applied, ComponentStatus, LastUpdate, Status, Timings, TriggerCounts};
+use crate::admin::api::{
+    Applied, ComponentStatus, EngineStatus, LastUpdate, Status, Timings, TriggerCounts,
+};
 use crate::runtime::{Loaded, Runtime, Triggers};
 
 /// Test hook: `GATEWAYD_TEST_PAUSE_AT=<step>` stops an update at that step
@@ -412,6 +414,17 @@ impl Controller {
                     .collect()
             }),
             last_update: state.last_update.clone(),
+            engine: Some(EngineStatus {
+                runs: self.runtime.engines.primary_target.to_string(),
+                compiles: crate::engine::CAN_COMPILE,
+                target: self
+                    .runtime
+                    .engines
+                    .primary_target
+                    .arch()
+                    .board_triple()
+                    .to_string(),
+            }),
             last_minute: Some(last_minute),
             since_start: Some(since_start),
         }
@@ -447,6 +460,9 @@ impl Controller {
                 "not using the code precompiled in the bundle ([update] accept_precompiled = \
                  false): compiling every component here"
             );
+        }
+        if !crate::engine::CAN_COMPILE {
+            tokio::task::block_in_place(|| runtime_only_check(runtime, &app, &manifest, &root))?;
         }
         let loaded = runtime.load_app(app, &[]).await.map_err(|e| {
             reject(
@@ -573,6 +589,69 @@ impl Controller {
 /// source and every file it mounts must resolve inside the generation's
 /// `app/` folder. A signed manifest naming `/usr/lib/x.wasm` or
 /// `../../../etc/shadow` would otherwise reach the board's own files.
+/// A runtime-only gateway runs only code it has: refuses an app with a
+/// component the bundle carried no usable code for, naming the components,
+/// the code the bundle does carry and the command that makes what is missing.
+fn runtime_only_check(
+    runtime: &Runtime,
+    app: &crate::app::App,
+    manifest: &BundleManifest,
+    root: &Path,
+) -> Result<(), Rejection> {
+    let mut missing = Vec::new();
+    for (id, spec) in &app.components {
+        let has = runtime
+            .cache
+            .has_code_for(&spec.source)
+            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
+        if !has {
+            let source = spec.source.strip_prefix(root).unwrap_or(&spec.source);
+            missing.push(format!("\"{id}\" ({})", source.display()));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let here = &runtime.engines.primary_target;
+    let arch = here.arch();
+    let mut carried: Vec<&str> = manifest
+        .precompiled
+        .iter()
+        .map(|p| p.target.as_str())
+        .collect();
+    carried.sort_unstable();
+    carried.dedup();
+    let carries = if carried.is_empty() {
+        "it carries no precompiled code".to_string()
+    } else if carried
+        .iter()
+        .any(|t| crate::engine::Arch::from_triple(t) == Ok(arch))
+    {
+        format!(
+            "its code for {} did not fit this gateway (the log says why)",
+            carried.join(", ")
+        )
+    } else {
+        format!("it carries code for {} only", carried.join(", "))
+    };
+    Err(reject(
+        RejectionKind::Invalid,
+        "not_precompiled",
+        format!(
+            "this gatewayd is a runtime-only build and cannot compile, and the bundle has no \
+             code for this gateway ({here}) for {} {}: {carries}; make the bundle with \
+             `gatewayctl bundle --target {}`",
+            if missing.len() == 1 {
+                "component"
+            } else {
+                "components"
+            },
+            missing.join(", "),
+            arch.board_triple()
+        ),
+    ))
+}
+
 fn confine_to_bundle(app: &crate::app::App, root: &Path) -> Result<(), String> {
     let root = root
         .canonicalize()

@@ -30,7 +30,7 @@ pub fn adopt(engines: &Engines, cache: &CodeCache, manifest: &BundleManifest, ro
         if let Some(missing) = entry
             .cpu_features
             .iter()
-            .find(|f| !engines.cpu_features.contains(f))
+            .find(|f| !engines.profile.cpu_features.contains(f))
         {
             tracing::warn!(
                 "{}: the bundle's code precompiled for {} uses CPU feature {missing}, which \
