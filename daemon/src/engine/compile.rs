@@ -7,6 +7,12 @@
 //! logged. A component Cranelift rejects with an error (invalid wasm, an
 //! unsupported proposal) is not retried: Pulley would reject it too.
 //!
+//! Each compile runs on a short-lived engine of the same code shape as the
+//! one that will load the code, dropped afterwards: Cranelift keeps its
+//! working memory (a context per compiling thread, with every buffer grown to
+//! the largest function it saw) in the engine for reuse, and in the serving
+//! engines that memory would stay for the life of the process.
+//!
 //! A runtime-only build has no compiler: [`compile`] fails, naming the code
 //! the gateway needs and how to make it.
 
@@ -52,7 +58,7 @@ pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Com
 #[cfg(feature = "compiler")]
 pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
     let started = std::time::Instant::now();
-    let crash = match precompile(&engines.primary, wasm) {
+    let crash = match precompile(engines, &engines.primary_target, wasm) {
         Ok(Ok(code)) => {
             return Ok(Compiled {
                 code,
@@ -73,7 +79,7 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
     let Some((engine, target)) = &engines.fallback else {
         return Err(anyhow!("compiling {what}: {reason}"));
     };
-    match precompile(engine, wasm) {
+    match precompile(engines, target, wasm) {
         Ok(Ok(code)) => Ok(Compiled {
             code,
             engine,
@@ -88,11 +94,17 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
     }
 }
 
-/// `Ok(result)` of the compiler, or `Err(message)` of its panic.
+/// `Ok(result)` of the compiler (on an engine for `target` made for this
+/// compile), or `Err(message)` of its panic.
 #[cfg(feature = "compiler")]
-fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Result<Vec<u8>>, String> {
+fn precompile(
+    engines: &Engines,
+    target: &CodeTarget,
+    wasm: &[u8],
+) -> Result<Result<Vec<u8>>, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine
+        let compiler = engines.compiling_engine(target)?;
+        compiler
             .precompile_component(wasm)
             .map_err(anyhow::Error::from)
     }))

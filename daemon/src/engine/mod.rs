@@ -122,6 +122,15 @@ impl Engines {
         })
     }
 
+    /// A new engine making the same code for `target` (the primary's or the
+    /// fallback's) as this process's engine for it, to compile with and
+    /// drop (see [`compile`]). Allocation settings do not shape code, so the
+    /// pooled engine loads what it makes.
+    #[cfg(feature = "compiler")]
+    pub fn compiling_engine(&self, target: &CodeTarget) -> Result<Engine> {
+        engine_for(target, &self.profile, None)
+    }
+
     /// Every engine, primary first.
     pub fn all(&self) -> impl Iterator<Item = (&Engine, &CodeTarget)> {
         std::iter::once((&self.primary, &self.primary_target))
