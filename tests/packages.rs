@@ -584,4 +584,18 @@ async fn the_runtime_only_gatewayd_runs_bundles_precompiled_for_it_only() {
         "{status}"
     );
     assert!(status.contains("from the cache"), "{status}");
+
+    // Told to refuse precompiled code, it would have nothing to run: a
+    // config error naming the key.
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("gatewayd.toml");
+    std::fs::write(&path, "[update]\naccept_precompiled = false\n").unwrap();
+    let error = match Gateway::serve_with(&program, &path, &[]) {
+        Ok(_) => panic!("a runtime-only gatewayd started with accept_precompiled = false"),
+        Err(error) => error,
+    };
+    assert!(
+        error.contains("update.accept_precompiled = false: this gatewayd is a runtime-only build"),
+        "{error}"
+    );
 }
