@@ -26,12 +26,14 @@ struct AppLabels {
 }
 
 /// Every reason an update is refused for (`Rejection::reason`).
-pub const REJECTION_REASONS: [&str; 8] = [
+pub const REJECTION_REASONS: [&str; 9] = [
     "verification",
     "downgrade",
     "other_app",
     "unpack",
     "load",
+    // A runtime-only gateway given a bundle without code for it.
+    "not_precompiled",
     "health_check",
     "no_trusted_keys",
     "internal",

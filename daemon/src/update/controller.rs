@@ -585,10 +585,6 @@ impl Controller {
     }
 }
 
-/// A pushed app may use only what its bundle brought: every component
-/// source and every file it mounts must resolve inside the generation's
-/// `app/` folder. A signed manifest naming `/usr/lib/x.wasm` or
-/// `../../../etc/shadow` would otherwise reach the board's own files.
 /// A runtime-only gateway runs only code it has: refuses an app with a
 /// component the bundle carried no usable code for, naming the components,
 /// the code the bundle does carry and the command that makes what is missing.
@@ -621,15 +617,17 @@ fn runtime_only_check(
         .collect();
     carried.sort_unstable();
     carried.dedup();
+    let for_this_arch: Vec<&str> = carried
+        .iter()
+        .copied()
+        .filter(|t| crate::engine::Arch::from_triple(t) == Ok(arch))
+        .collect();
     let carries = if carried.is_empty() {
         "it carries no precompiled code".to_string()
-    } else if carried
-        .iter()
-        .any(|t| crate::engine::Arch::from_triple(t) == Ok(arch))
-    {
+    } else if !for_this_arch.is_empty() {
         format!(
             "its code for {} did not fit this gateway (the log says why)",
-            carried.join(", ")
+            for_this_arch.join(", ")
         )
     } else {
         format!("it carries code for {} only", carried.join(", "))
@@ -652,6 +650,10 @@ fn runtime_only_check(
     ))
 }
 
+/// A pushed app may use only what its bundle brought: every component
+/// source and every file it mounts must resolve inside the generation's
+/// `app/` folder. A signed manifest naming `/usr/lib/x.wasm` or
+/// `../../../etc/shadow` would otherwise reach the board's own files.
 fn confine_to_bundle(app: &crate::app::App, root: &Path) -> Result<(), String> {
     let root = root
         .canonicalize()
