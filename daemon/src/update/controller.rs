@@ -86,7 +86,11 @@ pub enum RejectionKind {
     Internal,
 }
 
-fn reject(kind: RejectionKind, reason: &'static str, message: impl std::fmt::Display) -> Rejection {
+pub(super) fn reject(
+    kind: RejectionKind,
+    reason: &'static str,
+    message: impl std::fmt::Display,
+) -> Rejection {
     Rejection {
         kind,
         reason,
@@ -462,7 +466,9 @@ impl Controller {
             );
         }
         if !crate::engine::CAN_COMPILE {
-            tokio::task::block_in_place(|| runtime_only_check(runtime, &app, &manifest, &root))?;
+            tokio::task::block_in_place(|| {
+                super::runtime_only::check(runtime, &app, &manifest, &root)
+            })?;
         }
         let loaded = runtime.load_app(app, &[]).await.map_err(|e| {
             reject(
@@ -583,71 +589,6 @@ impl Controller {
         }
         Ok(())
     }
-}
-
-/// A runtime-only gateway runs only code it has: refuses an app with a
-/// component the bundle carried no usable code for, naming the components,
-/// the code the bundle does carry and the command that makes what is missing.
-fn runtime_only_check(
-    runtime: &Runtime,
-    app: &crate::app::App,
-    manifest: &BundleManifest,
-    root: &Path,
-) -> Result<(), Rejection> {
-    let mut missing = Vec::new();
-    for (id, spec) in &app.components {
-        let has = runtime
-            .cache
-            .has_code_for(&spec.source)
-            .map_err(|e| reject(RejectionKind::Internal, "internal", format!("{e:#}")))?;
-        if !has {
-            let source = spec.source.strip_prefix(root).unwrap_or(&spec.source);
-            missing.push(format!("\"{id}\" ({})", source.display()));
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let here = &runtime.engines.primary_target;
-    let arch = here.arch();
-    let mut carried: Vec<&str> = manifest
-        .precompiled
-        .iter()
-        .map(|p| p.target.as_str())
-        .collect();
-    carried.sort_unstable();
-    carried.dedup();
-    let for_this_arch: Vec<&str> = carried
-        .iter()
-        .copied()
-        .filter(|t| crate::engine::Arch::from_triple(t) == Ok(arch))
-        .collect();
-    let carries = if carried.is_empty() {
-        "it carries no precompiled code".to_string()
-    } else if !for_this_arch.is_empty() {
-        format!(
-            "its code for {} did not fit this gateway (the log says why)",
-            for_this_arch.join(", ")
-        )
-    } else {
-        format!("it carries code for {} only", carried.join(", "))
-    };
-    Err(reject(
-        RejectionKind::Invalid,
-        "not_precompiled",
-        format!(
-            "this gatewayd is a runtime-only build and cannot compile, and the bundle has no \
-             code for this gateway ({here}) for {} {}: {carries}; make the bundle with \
-             `gatewayctl bundle --target {}`",
-            if missing.len() == 1 {
-                "component"
-            } else {
-                "components"
-            },
-            missing.join(", "),
-            arch.board_triple()
-        ),
-    ))
 }
 
 /// A pushed app may use only what its bundle brought: every component

@@ -11,4 +11,5 @@ pub mod generations;
 
 pub mod keys;
 pub mod reader;
+mod runtime_only;
 pub mod shipped_code;
