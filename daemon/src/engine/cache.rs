@@ -8,7 +8,8 @@
 //! with Cranelift: a runtime-only gateway and a full one find the same
 //! entries, so a board can change flavour without losing its code. wasmtime
 //! still checks every entry it loads (version, target, settings, CPU
-//! features): a key that matched wrongly costs a compile, never a bad load. Entries are written to a temporary name, fsynced and renamed, so
+//! features): a key that matched wrongly costs a compile, never a bad load.
+//! Entries are written to a temporary name, fsynced and renamed, so
 //! a crash mid-write leaves no truncated entry behind. Loading uses
 //! `Component::deserialize_file`, which maps the file: instances share its pages.
 //! Code precompiled on a build host and shipped in a verified bundle enters the

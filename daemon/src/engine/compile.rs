@@ -34,23 +34,18 @@ pub struct Compiled<'a> {
     pub took: Duration,
 }
 
-/// Why a runtime-only gateway cannot run `what`, and what would let it.
-pub fn cannot_compile(engines: &Engines, what: &str) -> String {
+/// In a runtime-only build: fails, saying why `what` cannot run here and
+/// what would let it.
+#[cfg(not(feature = "compiler"))]
+pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
     let triple = engines.primary_target.arch().board_triple();
-    format!(
+    Err(anyhow!(
         "{what} has no code precompiled for this gateway ({}), and this gatewayd is a \
          runtime-only build, which cannot compile: it runs apps pushed in bundles made with \
          `gatewayctl bundle --target {triple}`; the full gatewayd compiles app folders and \
          plain bundles",
         engines.primary_target
-    )
-}
-
-/// Compiles `wasm` (named `what` in errors) with the primary engine, or the
-/// fallback one if Cranelift crashes on it.
-#[cfg(not(feature = "compiler"))]
-pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
-    Err(anyhow!(cannot_compile(engines, what)))
+    ))
 }
 
 /// Compiles `wasm` (named `what` in errors) with the primary engine, or the
