@@ -189,6 +189,10 @@ for bin in gatewayd gatewayctl; do
   $(runner_of "$first") "$(bins_of "$first")/$bin" manpages "$work/man"
 done
 for page in "$work"/man/*.1; do gzip -9n "$page"; done
+# Shell completions for gatewayctl, likewise.
+for shell in bash zsh fish; do
+  $(runner_of "$first") "$(bins_of "$first")/gatewayctl" completions "$shell" >"$work/gatewayctl.$shell"
+done
 
 # gatewayd and gatewayctl of ARCH and FLAVOUR into ROOT/usr/bin, stripped
 # (the board profile strips already; the test profiles keep symbols).
@@ -228,6 +232,9 @@ deb() {
   install -D -m 0644 packaging/gatewayd.toml "$root/etc/gatewayd/gatewayd.toml"
   install -d -m 0755 "$root/usr/share/man/man1"
   install -m 0644 "$work"/man/*.1.gz "$root/usr/share/man/man1/"
+  install -D -m 0644 "$work/gatewayctl.bash" "$root/usr/share/bash-completion/completions/gatewayctl"
+  install -D -m 0644 "$work/gatewayctl.zsh" "$root/usr/share/zsh/vendor-completions/_gatewayctl"
+  install -D -m 0644 "$work/gatewayctl.fish" "$root/usr/share/fish/vendor_completions.d/gatewayctl.fish"
   install -D -m 0644 packaging/deb/copyright "$root/usr/share/doc/$package/copyright"
   sed "1s/^gatewayd /$package /" packaging/deb/changelog | gzip -9n >"$root/usr/share/doc/$package/changelog.gz"
   chmod 0644 "$root/usr/share/doc/$package/changelog.gz"

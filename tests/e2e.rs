@@ -27,6 +27,7 @@ mod redis_trigger;
 mod service_config;
 mod service_limits;
 mod systemd;
+mod templates;
 mod update;
 mod update_pubsub;
 mod variables;

@@ -368,11 +368,7 @@ fn encode(s: &str) -> String {
 /// it must still load, and answer, because unknown imports trap only if called.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_component_importing_the_whole_spin_platform_runs() {
-    let app = examples().join("hello-py");
-    harness::run_bounded(
-        std::process::Command::new("bash").arg(app.join("build.sh")),
-        harness::BUILD_TIMEOUT,
-    );
+    let app = harness::hello_py();
     let gw = Gateway::start(&app);
     assert_eq!(get(&gw.url("/")).await, (200, "Hello from Python\n".into()));
 }

@@ -131,6 +131,10 @@ fn each_deb_holds_the_service_its_docs_and_a_conffile() {
             "./usr/share/man/man1/gatewayd-serve.1.gz",
             "./usr/share/man/man1/gatewayctl.1.gz",
             "./usr/share/man/man1/gatewayctl-push-bundle.1.gz",
+            "./usr/share/man/man1/gatewayctl-new.1.gz",
+            "./usr/share/bash-completion/completions/gatewayctl",
+            "./usr/share/zsh/vendor-completions/_gatewayctl",
+            "./usr/share/fish/vendor_completions.d/gatewayctl.fish",
             &format!("./usr/share/doc/{package}/copyright"),
             &format!("./usr/share/doc/{package}/changelog.gz"),
         ] {
@@ -332,6 +336,15 @@ async fn the_deb_installs_serves_as_its_user_takes_a_push_and_purges() {
     ] {
         assert!(Path::new(file).exists(), "{file}");
     }
+    // The bash completion loads and registers itself for gatewayctl.
+    let completion = ok(&run(
+        "bash",
+        &[
+            "-c",
+            "source /usr/share/bash-completion/completions/gatewayctl && complete -p gatewayctl",
+        ],
+    ));
+    assert!(completion.contains("gatewayctl"), "{completion}");
     let wants = Path::new("/etc/systemd/system/multi-user.target.wants/gatewayd.service");
     assert!(wants.is_symlink(), "postinst did not enable the service");
     let conffiles = dpkg(&["--status", "gatewayd"]);

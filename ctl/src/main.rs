@@ -1,6 +1,7 @@
-//! `gatewayctl`: the operator's side of gatewayd. Makes signing keys, builds
-//! signed bundles from Spin apps and checks them offline; pushes them to a
-//! running gatewayd, asks its status and rolls it back over its admin API.
+//! `gatewayctl`: the developer's and operator's side of gatewayd. Starts apps
+//! from templates and builds them; makes signing keys, builds signed bundles
+//! from Spin apps and checks them offline; pushes them to a running gatewayd,
+//! asks its status and rolls it back over its admin API.
 //! This file only parses the command line and dispatches.
 
 mod admin_client;
@@ -8,10 +9,12 @@ mod bundle;
 mod compile;
 mod keygen;
 mod keys;
+mod new;
 mod outcome;
 mod push;
 mod rollback;
 mod status;
+mod templates;
 mod verify;
 
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use admin_client::Connection;
 #[command(
     name = "gatewayctl",
     version,
-    about = "The operator's side of gatewayd: signing keys, signed app bundles, pushes, status, rollback"
+    about = "The developer's and operator's side of gatewayd: app templates and builds, signing keys, signed app bundles, pushes, status, rollback"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an app from a template, ready to build (`gatewayctl templates`
+    /// lists them). Asks for the template's values on a terminal unless
+    /// --accept-defaults; --value sets one.
+    #[command(
+        after_help = "Examples:\n  gatewayctl new http-rust hello --accept-defaults\n  \
+                      gatewayctl new mqtt-rust sensors --value mqtt-topic='sensors/+/temp'\n  \
+                      cd hello && gatewayd up --build"
+    )]
+    New {
+        /// The template (see `gatewayctl templates`).
+        template: String,
+        /// The app's name, kebab-case (also its component id and folder).
+        name: String,
+        /// The folder to create [default: NAME].
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// A template value, NAME=VALUE (repeatable), e.g. http-path=/api/...
+        #[arg(long = "value", short = 'v', value_name = "NAME=VALUE")]
+        values: Vec<String>,
+        /// Use the default for every value not given with --value.
+        #[arg(long)]
+        accept_defaults: bool,
+    },
+    /// List the templates `gatewayctl new` can start an app from.
+    #[command(after_help = "Example:\n  gatewayctl templates")]
+    Templates,
+    /// Run each component's `[component.<id>.build] command`, as `spin build`
+    /// does: in the manifest's folder (or its `workdir`), output prefixed by the
+    /// component id, stopping at the first failure.
+    #[command(
+        after_help = "Examples:\n  gatewayctl build\n  gatewayctl build examples/hello -c hello\n\n\
+                      `gatewayd up --build` builds, then serves."
+    )]
+    Build {
+        /// The app: a spin.toml or the folder that holds one.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Build only this component (repeatable).
+        #[arg(short = 'c', long = "component-id", value_name = "ID")]
+        components: Vec<String>,
+    },
     /// Make a signing key pair: NAME.key (secret) and NAME.pub, in minisign's formats.
     #[command(
         after_help = "Example:\n  gatewayctl keygen -o release\n  (then give release.pub to your gateways' trusted_keys)"
@@ -146,6 +190,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script for gatewayctl.
+    #[command(
+        after_help = "Examples:\n  gatewayctl completions bash > ~/.local/share/bash-completion/completions/gatewayctl\n  \
+                      gatewayctl completions zsh > ~/.zfunc/_gatewayctl\n  \
+                      gatewayctl completions fish > ~/.config/fish/completions/gatewayctl.fish\n\n\
+                      The .deb installs the bash, zsh and fish scripts."
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Write man pages for gatewayctl and its commands into DIR (used by
     /// packaging/build.sh).
     #[command(hide = true)]
@@ -180,6 +235,22 @@ enum Push {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::New {
+            template,
+            name,
+            output,
+            values,
+            accept_defaults,
+        } => new::run(&new::NewOptions {
+            template: &template,
+            name: &name,
+            output: output.as_deref(),
+            values: &values,
+            accept_defaults,
+        }),
+        Command::Templates => new::list(),
+        Command::Build { path, components } => gatewayd::app::build::plan(&path)
+            .and_then(|plan| gatewayd::app::build::run(&plan, &components)),
         Command::Keygen {
             output,
             password,
@@ -222,6 +293,15 @@ fn main() -> ExitCode {
         } => push::run(&file, &connection, replace_app, json),
         Command::Status { connection, json } => status::run(&connection, json),
         Command::Rollback { connection, json } => rollback::run(&connection, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gatewayctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Manpages { dir } => gatewayd::manpages::write(Cli::command(), &dir).map(drop),
     };
     match result {

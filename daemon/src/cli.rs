@@ -48,6 +48,7 @@ Examples:
   gatewayd up examples/hello --listen 0.0.0.0:8080
   gatewayd up app/spin.toml --request-timeout 5s --max-instance-memory 64MiB -e MODE=dev
   gatewayd up --variable api_key=s3cr3t --variable @prod.toml
+  gatewayd up --build                           # run the build commands first
 
 Logs go to stderr (RUST_LOG=debug for more); the address and the routes are printed
 to stdout once the app is ready to serve.")]
@@ -84,6 +85,11 @@ pub struct UpArgs {
     /// The app: a spin.toml file or the folder that holds one.
     #[arg(default_value = ".")]
     pub path: PathBuf,
+
+    /// Run each component's `[component.<id>.build] command` first, as
+    /// `gatewayctl build` does; a failed build stops before serving.
+    #[arg(long)]
+    pub build: bool,
 
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:3000", env = "GATEWAYD_LISTEN")]

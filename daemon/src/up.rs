@@ -14,6 +14,14 @@ use crate::trigger::http::{self, AppSlot, HttpApp};
 use crate::trigger::reconnect::redact;
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    if args.build {
+        let path = args.path.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::app::build::run(&crate::app::build::plan(&path)?, &[])
+        })
+        .await
+        .context("the build stopped")??;
+    }
     let app = crate::app::load(&args.path)?;
     let has_pubsub = !app.redis_triggers.is_empty() || !app.mqtt_triggers.is_empty();
     if app.http_triggers.is_empty() && !has_pubsub {

@@ -45,6 +45,21 @@ pub fn examples() -> PathBuf {
     dir
 }
 
+/// examples/hello-py, built (once per test binary: its build makes the
+/// virtual environment with componentize-py and Spin's Python SDK, which two
+/// tests building at once would race on).
+pub fn hello_py() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = repo_root().join("examples/hello-py");
+    BUILT.get_or_init(|| {
+        run_bounded(
+            Command::new("bash").arg(dir.join("build.sh")),
+            BUILD_TIMEOUT,
+        )
+    });
+    dir
+}
+
 /// The `gatewayctl` to drive the gateway with: its own package, so cargo
 /// does not build it for this package's tests. Built here the first time a
 /// test asks (cargo's no-op check after that), in the target folder and

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod build;
 mod component_ref;
 pub mod delivery;
 mod diag;
@@ -19,7 +20,7 @@ mod files;
 mod http_trigger;
 pub mod manifest;
 pub mod mqtt_trigger;
-mod names;
+pub mod names;
 mod parse;
 pub mod redis_trigger;
 mod resolve;
@@ -152,17 +153,7 @@ pub struct StaticResponse {
 
 /// Loads and validates an app from a `spin.toml` file or the folder that holds one.
 pub fn load(path: &Path) -> anyhow::Result<App> {
-    let manifest = if path.is_dir() {
-        path.join(MANIFEST_FILE)
-    } else {
-        path.to_path_buf()
-    };
-    if !manifest.is_file() {
-        anyhow::bail!(
-            "{}: no {MANIFEST_FILE} found (pass a {MANIFEST_FILE} file or the folder that holds one)",
-            path.display()
-        );
-    }
+    let manifest = manifest_file(path)?;
     let ctx = diag::Ctx::new(manifest.display().to_string());
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| ctx.err_file(format_args!("cannot read: {e}")))?;
@@ -182,6 +173,22 @@ pub fn load(path: &Path) -> anyhow::Result<App> {
         "app loaded"
     );
     Ok(app)
+}
+
+/// The manifest file of `path`: the file itself, or the `spin.toml` in that folder.
+fn manifest_file(path: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = if path.is_dir() {
+        path.join(MANIFEST_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    if !manifest.is_file() {
+        anyhow::bail!(
+            "{}: no {MANIFEST_FILE} found (pass a {MANIFEST_FILE} file or the folder that holds one)",
+            path.display()
+        );
+    }
+    Ok(manifest)
 }
 
 /// Parses manifest text as if it were the file `shown` in `base_dir` (absolute,
