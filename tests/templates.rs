@@ -1,6 +1,6 @@
 //! `gatewayctl new`, `gatewayctl build` and `gatewayd up --build` as a developer
 //! uses them: every template is created, built with its real toolchain against
-//! the published crates it names, served by `gatewayd up` and called (an HTTP
+//! the published packages it names (crates, PyPI, npm), served by `gatewayd up` and called (an HTTP
 //! request, a Redis publish, an MQTT message through real brokers).
 //!
 //! The templates' cargo builds share one target folder (a `target` symlink in
@@ -135,6 +135,13 @@ async fn every_template_builds_and_answers_under_gatewayd_up() {
     let gw = Gateway::start(&dir);
     let (status, body) = harness::get(&gw.url("/anything")).await;
     assert_eq!((status, body.as_str()), (200, "Hello from hello-py!\n"));
+    drop(gw);
+
+    // JavaScript: the build command installs its npm packages itself.
+    let dir = new_and_build_with(tmp.path(), "http-js", "hello-js", &[], &[], "npm install");
+    let gw = Gateway::start(&dir);
+    let (status, body) = harness::get(&gw.url("/js")).await;
+    assert_eq!((status, body.as_str()), (200, "Hello from hello-js!\n"));
     drop(gw);
 
     let redis = RedisServer::start();

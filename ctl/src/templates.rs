@@ -142,6 +142,20 @@ pub const TEMPLATES: &[Template] = &[
             "pip install -r requirements.txt",
         ],
     },
+    Template {
+        id: "http-js",
+        summary: "HTTP component in JavaScript, Spin JS build tools (ComponentizeJS; WASI 0.2)",
+        parameters: &[DESCRIPTION, HTTP_PATH],
+        files: &[
+            file!("http-js", "spin.toml.tmpl"),
+            file!("http-js", "package.json.tmpl"),
+            file!("http-js", "build.mjs"),
+            file!("http-js", "src/index.js"),
+            file!("http-js", "gitignore"),
+        ],
+        // The build command installs the packages itself.
+        setup: &[],
+    },
 ];
 
 /// Nothing but the target; cargo fetches the crates at the first build.
