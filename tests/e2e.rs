@@ -14,6 +14,7 @@ mod bundle;
 mod cli;
 mod faults;
 mod fuzz_corpus;
+mod guide;
 mod http;
 mod key_value;
 mod metrics;
