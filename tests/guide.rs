@@ -11,7 +11,7 @@
 //!   (a duration, a machine's architecture).
 //! - A line that starts `gatewayd up` or `gatewayd serve` is what a reader runs in
 //!   a terminal of its own: it runs in the background, with the next block waiting
-//!   until 127.0.0.1:3000 answers, and its output (so far) becomes the block's
+//!   until it prints that it serves, and its output (so far) becomes the block's
 //!   output. Starting another stops the one before (the reader's Ctrl-C); all stop
 //!   at the end.
 
@@ -113,7 +113,8 @@ guide_serve() {
   "$@" >"$log" 2>&1 &
   guide_servers+=($!)
   for i in $(seq 1 1200); do
-    if curl -s -o /dev/null http://127.0.0.1:3000/; then cat "$log"; return 0; fi
+    # Its banner, not a request: a probe would count as a visit to the app.
+    if grep -qiE 'serving (app .*)?on http://' "$log"; then cat "$log"; return 0; fi
     if ! kill -0 "${guide_servers[-1]}" 2>/dev/null; then
       cat "$log"; echo "guide: '$*' exited"; return 1
     fi
