@@ -5,7 +5,9 @@
 //!
 //! The conventions, which keep the pages readable as documentation:
 //! - ```` ```sh run ````: run. Every shell block in the guide must be one, so no
-//!   command in it goes untested.
+//!   command in it goes untested, or
+//! - ```` ```sh test=MODULE::NAME ````: not run here (it needs a board, root or a
+//!   long cross build); the end-to-end test named does the same, and must exist.
 //! - ```` ```text output ````: each of its lines must appear, in order, within
 //!   lines of the output of the run block before it; `...` stands for any text
 //!   (a duration, a machine's architecture).
@@ -79,6 +81,10 @@ fn blocks(page: &Path) -> Vec<Block> {
                 );
                 last.expected = body.into_iter().filter(|l| !l.trim().is_empty()).collect();
             }
+            info if info.starts_with("sh test=") => {
+                let name = &info["sh test=".len()..];
+                assert_test_exists(&place, name);
+            }
             info if ["sh", "bash", "shell", "console"]
                 .iter()
                 .any(|s| info.split_whitespace().next() == Some(s)) =>
@@ -91,6 +97,22 @@ fn blocks(page: &Path) -> Vec<Block> {
         }
     }
     blocks
+}
+
+/// A ```` ```sh test=MODULE::NAME ```` block needs a board or root: the test
+/// named, which does the same on CI's machine, must exist.
+fn assert_test_exists(place: &str, name: &str) {
+    let (module, function) = name
+        .split_once("::")
+        .unwrap_or_else(|| panic!("{place}: test={name}: expected MODULE::NAME"));
+    let file = harness::repo_root().join(format!("tests/{module}.rs"));
+    let source = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{place}: test={name}: {}: {e}", file.display()));
+    assert!(
+        source.contains(&format!("fn {function}(")),
+        "{place}: test={name}: no such test in {}",
+        file.display()
+    );
 }
 
 /// Bash that runs every block, each one's output in `out-<i>`.

@@ -90,7 +90,7 @@ pub fn run(
                 path = format!("{PRECOMPILED_DIR}/{triple}/{stem}-{n}.cwasm");
             }
             eprintln!(
-                "{source}: {} for {triple} in {:.2?}{}",
+                "{source}: precompiled for {triple}: {}, in {:.2?}{}",
                 code.runs_on,
                 code.took,
                 code.fell_back
