@@ -85,6 +85,17 @@ fn new_and_build_with(
     dir
 }
 
+/// Serves the app at `dir` and asks `path`: it must greet as the templates do.
+async fn assert_greets(dir: &Path, path: &str, name: &str) -> Gateway {
+    let gw = Gateway::start(dir);
+    let (status, body) = harness::get(&gw.url(path)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, format!("Hello from {name}!\n").as_str())
+    );
+    gw
+}
+
 #[test]
 fn templates_are_listed() {
     let listed = gatewayctl(&["templates"]);
@@ -107,12 +118,7 @@ async fn every_template_builds_and_answers_under_gatewayd_up() {
 
     for (template, name) in [("http-rust", "hello-p3"), ("http-rust-wasi02", "hello-p2")] {
         let dir = new_and_build(tmp.path(), template, name, &["http-path=/greet/..."]);
-        let gw = Gateway::start(&dir);
-        let (status, body) = harness::get(&gw.url("/greet/you")).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (200, format!("Hello from {name}!\n").as_str())
-        );
+        let gw = assert_greets(&dir, "/greet/you", name).await;
         let (status, _) = harness::get(&gw.url("/elsewhere")).await;
         assert_eq!(status, 404, "the route is the one given at `new`");
     }
@@ -134,17 +140,11 @@ async fn every_template_builds_and_answers_under_gatewayd_up() {
         &env,
         "componentize-py",
     );
-    let gw = Gateway::start(&dir);
-    let (status, body) = harness::get(&gw.url("/anything")).await;
-    assert_eq!((status, body.as_str()), (200, "Hello from hello-py!\n"));
-    drop(gw);
+    drop(assert_greets(&dir, "/anything", "hello-py").await);
 
     // JavaScript: the build command installs its npm packages itself.
     let dir = new_and_build_with(tmp.path(), "http-js", "hello-js", &[], &[], "npm install");
-    let gw = Gateway::start(&dir);
-    let (status, body) = harness::get(&gw.url("/js")).await;
-    assert_eq!((status, body.as_str()), (200, "Hello from hello-js!\n"));
-    drop(gw);
+    drop(assert_greets(&dir, "/js", "hello-js").await);
 
     let redis = RedisServer::start();
     let address = format!("redis-address={}", redis.address());

@@ -40,64 +40,41 @@ pub struct BuildPlan {
 
 /// Reads the build sections of the app at `path` (a `spin.toml` or its folder).
 pub fn plan(path: &Path) -> Result<BuildPlan> {
-    let file = super::manifest_file(path)?;
-    let ctx = Ctx::new(file.display().to_string());
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| ctx.err_file(format_args!("cannot read: {e}")))?;
-    let base = file
-        .canonicalize()
-        .ok()
-        .and_then(|f| f.parent().map(Path::to_path_buf))
-        .ok_or_else(|| ctx.err_file("cannot resolve its folder"))?;
-    let raw = super::parse::parse(&ctx, &text)?;
+    let file = super::ManifestFile::read(path)?;
+    let ctx = &file.ctx;
+    let raw = super::parse::parse(ctx, &file.text)?;
 
     let mut components: Vec<(String, manifest::Component)> = raw.component.into_iter().collect();
     let triggers = raw.trigger;
-    let http = triggers
-        .http
-        .iter()
-        .map(|t| (t.id.as_ref(), t.component.as_ref()));
-    let redis = triggers
-        .redis
-        .iter()
-        .map(|t| (t.id.as_ref(), Some(&t.component)));
-    let mqtt = triggers
-        .mqtt
-        .iter()
-        .map(|t| (t.id.as_ref(), Some(&t.component)));
-    let inline = |ids: Vec<String>, refs: Vec<Option<ComponentRef>>| {
-        ids.into_iter()
-            .zip(refs)
-            .filter_map(|(id, r)| match r {
-                Some(ComponentRef::Inline(c)) => Some((format!("{id}-component"), *c)),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
-    let http_ids = trigger_ids(&ctx, "http", http)?;
-    let redis_ids = trigger_ids(&ctx, "redis", redis)?;
-    let mqtt_ids = trigger_ids(&ctx, "mqtt", mqtt)?;
-    components.extend(inline(
-        http_ids,
-        triggers.http.into_iter().map(|t| t.component).collect(),
-    ));
-    components.extend(inline(
-        redis_ids,
+    components.extend(inline_components(
+        ctx,
+        "http",
+        triggers
+            .http
+            .into_iter()
+            .map(|t| (t.id, t.component))
+            .collect(),
+    )?);
+    components.extend(inline_components(
+        ctx,
+        "redis",
         triggers
             .redis
             .into_iter()
-            .map(|t| Some(t.component))
+            .map(|t| (t.id, Some(t.component)))
             .collect(),
-    ));
-    components.extend(inline(
-        mqtt_ids,
+    )?);
+    components.extend(inline_components(
+        ctx,
+        "mqtt",
         triggers
             .mqtt
             .into_iter()
-            .map(|t| Some(t.component))
+            .map(|t| (t.id, Some(t.component)))
             .collect(),
-    ));
+    )?);
     components.sort_by(|a, b| a.0.cmp(&b.0));
+    let base = file.base_dir;
 
     let mut plan = BuildPlan::default();
     for (id, component) in components {
@@ -138,6 +115,28 @@ pub fn plan(path: &Path) -> Result<BuildPlan> {
     Ok(plan)
 }
 
+/// The components written inline in the triggers of `kind`, with the ids the
+/// loader gives them (`<trigger id>-component`).
+fn inline_components(
+    ctx: &Ctx,
+    kind: &str,
+    triggers: Vec<(Option<String>, Option<ComponentRef>)>,
+) -> Result<Vec<(String, manifest::Component)>> {
+    let ids = trigger_ids(
+        ctx,
+        kind,
+        triggers.iter().map(|(id, c)| (id.as_ref(), c.as_ref())),
+    )?;
+    Ok(ids
+        .into_iter()
+        .zip(triggers)
+        .filter_map(|(id, (_, component))| match component {
+            Some(ComponentRef::Inline(c)) => Some((format!("{id}-component"), *c)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Runs the plan, or only the components in `only` (ids; empty: all). Stops at the
 /// first failure with an error naming the component and the command.
 pub fn run(plan: &BuildPlan, only: &[String]) -> Result<()> {
@@ -167,13 +166,16 @@ pub fn run(plan: &BuildPlan, only: &[String]) -> Result<()> {
             println!("{id}: no build command, skipped");
         }
     }
-    let mut warned = false;
+    let runs_cargo = selected
+        .iter()
+        .flat_map(|s| &s.commands)
+        .any(|c| programs(c).contains(&"cargo"));
+    if runs_cargo {
+        warn_about_target_dir();
+    }
     for step in &selected {
         for command in step.commands.iter().filter(|c| !c.trim().is_empty()) {
             check_tools(&step.component, command)?;
-            if !warned && programs(command).contains(&"cargo") {
-                warned = warn_about_target_dir();
-            }
             println!(
                 "Building component {} with `{command}` (in {})",
                 step.component,
@@ -190,10 +192,10 @@ pub fn run(plan: &BuildPlan, only: &[String]) -> Result<()> {
 
 /// A `CARGO_TARGET_DIR` in the environment sends cargo's output there, away from
 /// the `target/...` path a manifest's `source` names: say so before the load fails
-/// with "no such file". True if it warned.
-fn warn_about_target_dir() -> bool {
+/// with "no such file".
+fn warn_about_target_dir() {
     let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") else {
-        return false;
+        return;
     };
     eprintln!(
         "warning: CARGO_TARGET_DIR is set ({}): cargo builds there, not in the app's target/ \
@@ -201,7 +203,6 @@ fn warn_about_target_dir() -> bool {
          component is then not found",
         Path::new(&dir).display()
     );
-    true
 }
 
 fn run_one(step: &BuildStep, command: &str) -> Result<()> {

@@ -153,18 +153,8 @@ pub struct StaticResponse {
 
 /// Loads and validates an app from a `spin.toml` file or the folder that holds one.
 pub fn load(path: &Path) -> anyhow::Result<App> {
-    let manifest = manifest_file(path)?;
-    let ctx = diag::Ctx::new(manifest.display().to_string());
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| ctx.err_file(format_args!("cannot read: {e}")))?;
-    let manifest_path = manifest
-        .canonicalize()
-        .map_err(|e| ctx.err_file(format_args!("cannot resolve path: {e}")))?;
-    let base_dir = manifest_path
-        .parent()
-        .ok_or_else(|| ctx.err_file("has no parent folder"))?
-        .to_path_buf();
-    let app = from_str(&ctx, &text, manifest_path, base_dir)?;
+    let file = ManifestFile::read(path)?;
+    let app = from_str(&file.ctx, &file.text, file.path, file.base_dir)?;
     tracing::debug!(
         app = %app.name,
         manifest = %app.manifest_path.display(),
@@ -175,20 +165,47 @@ pub fn load(path: &Path) -> anyhow::Result<App> {
     Ok(app)
 }
 
-/// The manifest file of `path`: the file itself, or the `spin.toml` in that folder.
-fn manifest_file(path: &Path) -> anyhow::Result<PathBuf> {
-    let manifest = if path.is_dir() {
-        path.join(MANIFEST_FILE)
-    } else {
-        path.to_path_buf()
-    };
-    if !manifest.is_file() {
-        anyhow::bail!(
-            "{}: no {MANIFEST_FILE} found (pass a {MANIFEST_FILE} file or the folder that holds one)",
-            path.display()
-        );
+/// A manifest read from disk, for [`load`] and [`build::plan`].
+struct ManifestFile {
+    /// Names the file in errors as the user gave it.
+    ctx: diag::Ctx,
+    text: String,
+    /// Absolute and canonical, and its folder.
+    path: PathBuf,
+    base_dir: PathBuf,
+}
+
+impl ManifestFile {
+    /// Reads `path`: a manifest file, or the folder that holds `spin.toml`.
+    fn read(path: &Path) -> anyhow::Result<ManifestFile> {
+        let manifest = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        if !manifest.is_file() {
+            anyhow::bail!(
+                "{}: no {MANIFEST_FILE} found (pass a {MANIFEST_FILE} file or the folder that holds one)",
+                path.display()
+            );
+        }
+        let ctx = diag::Ctx::new(manifest.display().to_string());
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| ctx.err_file(format_args!("cannot read: {e}")))?;
+        let path = manifest
+            .canonicalize()
+            .map_err(|e| ctx.err_file(format_args!("cannot resolve path: {e}")))?;
+        let base_dir = path
+            .parent()
+            .ok_or_else(|| ctx.err_file("has no parent folder"))?
+            .to_path_buf();
+        Ok(ManifestFile {
+            ctx,
+            text,
+            path,
+            base_dir,
+        })
     }
-    Ok(manifest)
 }
 
 /// Parses manifest text as if it were the file `shown` in `base_dir` (absolute,
