@@ -13,6 +13,7 @@ mod boards;
 mod bundle;
 mod cli;
 mod faults;
+mod fleet;
 mod fuzz_corpus;
 mod guide;
 mod http;

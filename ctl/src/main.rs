@@ -1,12 +1,14 @@
 //! `gatewayctl`: the developer's and operator's side of gatewayd. Starts apps
 //! from templates and builds them; makes signing keys, builds signed bundles
 //! from Spin apps and checks them offline; pushes them to a running gatewayd,
-//! asks its status and rolls it back over its admin API.
+//! asks its status and rolls it back over its admin API; lists a fleet's
+//! gateways from the status they report to an MQTT broker.
 //! This file only parses the command line and dispatches.
 
 mod admin_client;
 mod bundle;
 mod compile;
+mod fleet;
 mod keygen;
 mod keys;
 mod new;
@@ -28,7 +30,7 @@ use admin_client::Connection;
 #[command(
     name = "gatewayctl",
     version,
-    about = "The developer's and operator's side of gatewayd: app templates and builds, signing keys, signed app bundles, pushes, status, rollback"
+    about = "The developer's and operator's side of gatewayd: app templates and builds, signing keys, signed app bundles, pushes, status, rollback, fleet status"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -190,6 +192,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Many gateways at once: what each one runs, from the status they
+    /// report to an MQTT broker (gatewayd's `[fleet] status_broker`).
+    #[command(
+        after_help = "Example:\n  gatewayctl fleet status --broker mqtt://broker.lan\n  \
+                      gatewayctl fleet status --broker mqtts://broker.lan --username ops --json"
+    )]
+    Fleet {
+        #[command(subcommand)]
+        what: Fleet,
+    },
     /// Print a shell completion script for gatewayctl.
     #[command(
         after_help = "Examples:\n  gatewayctl completions bash > ~/.local/share/bash-completion/completions/gatewayctl\n  \
@@ -227,6 +239,28 @@ enum Push {
         #[arg(long)]
         replace_app: bool,
         /// Print gatewayd's JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Fleet {
+    /// List every gateway that reports to the broker: its state (online,
+    /// offline when its connection dropped, stopped), app, version,
+    /// generation and last update, then how many run each version.
+    #[command(
+        after_help = "Example:\n  gatewayctl fleet status --broker mqtt://broker.lan\n\n\
+                      Each gateway keeps a retained message on gatewayd/<gateway-id>/status; \
+                      this reads them all."
+    )]
+    Status {
+        #[command(flatten)]
+        broker: fleet::BrokerArgs,
+        /// How long to wait for the broker's answers at most.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+        /// Print the gateways' status messages as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -293,6 +327,9 @@ fn main() -> ExitCode {
         } => push::run(&file, &connection, replace_app, json),
         Command::Status { connection, json } => status::run(&connection, json),
         Command::Rollback { connection, json } => rollback::run(&connection, json),
+        Command::Fleet {
+            what: Fleet::Status { broker, wait, json },
+        } => fleet::status(&broker, wait, json),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

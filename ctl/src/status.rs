@@ -158,7 +158,7 @@ pub fn engine_line(status: &Status) -> Option<String> {
 }
 
 /// 12s, 5m 3s, 2h 1m, 3d 4h: the two largest units.
-fn duration(secs: u64) -> String {
+pub fn duration(secs: u64) -> String {
     let parts = [
         (secs / 86_400, "d"),
         (secs / 3600 % 24, "h"),

@@ -53,6 +53,9 @@ pub struct Config {
     pub app: AppSettings,
     /// `[metrics] listen`: where `GET /metrics` is served (off by default).
     pub metrics_listen: Option<SocketAddr>,
+    /// `[fleet] status_broker` and its settings: where the gateway reports
+    /// its status (off by default).
+    pub fleet_status: Option<crate::fleet::settings::StatusSettings>,
 }
 
 /// `[app]`: settings for whatever app is installed, the service's version of
@@ -111,6 +114,8 @@ struct Raw {
     app: RawApp,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    fleet: crate::fleet::settings::RawFleet,
 }
 
 #[derive(Deserialize, Default)]
@@ -365,6 +370,7 @@ impl Config {
                 tls_ca_files: raw.app.tls_ca_files,
             },
             metrics_listen,
+            fleet_status: raw.fleet.status(&key)?,
         })
         .context("configuration")
     }

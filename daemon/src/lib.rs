@@ -48,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod executor;
+pub mod fleet;
 pub mod fuzz;
 pub mod host;
 pub mod liveness;

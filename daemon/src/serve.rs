@@ -81,6 +81,16 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { admin::serve_tcp(tcp, admin, shutdown).await })
     });
+    let fleet_status = match config.fleet_status.clone() {
+        Some(settings) => {
+            let tls = crate::tls::client_config(&config.app.tls_ca_files)?;
+            let (controller, shutdown) = (controller.clone(), shutdown.clone());
+            Some(tokio::spawn(crate::fleet::status::publish(
+                settings, controller, tls, shutdown,
+            )))
+        }
+        None => None,
+    };
     println!(
         "gatewayd serving on http://{} (admin socket {})",
         listeners.address(),
@@ -98,6 +108,10 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout, liveness).await;
+    if let Some(task) = fleet_status {
+        // Says "stopped" at the broker (bounded inside) before the process ends.
+        let _ = task.await;
+    }
     controller.stop().await;
     for task in std::iter::once(admin_task).chain(admin_tcp) {
         match task.await {

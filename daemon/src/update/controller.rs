@@ -52,6 +52,8 @@ pub struct Controller {
     triggers: Triggers,
     started: Instant,
     state: tokio::sync::Mutex<State>,
+    /// Told after every update or rollback, refused ones included.
+    changes: tokio::sync::watch::Sender<()>,
 }
 
 #[derive(Default)]
@@ -115,6 +117,7 @@ impl Controller {
             triggers,
             started: Instant::now(),
             state: tokio::sync::Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -200,6 +203,7 @@ impl Controller {
             Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),
             Err(rejection) => last_update("rejected", &rejection.message, None),
         });
+        self.changes.send_replace(());
         let metrics = &crate::metrics::global().updates;
         match &result {
             Ok(applied) => {
@@ -376,6 +380,7 @@ impl Controller {
         tracing::info!("{message}");
         crate::metrics::global().updates.rollbacks.inc();
         state.last_update = Some(last_update("ok", &message, Some(version.clone())));
+        self.changes.send_replace(());
         Ok(Applied {
             ok: true,
             generation: Some(previous),
@@ -432,6 +437,12 @@ impl Controller {
             last_minute: Some(last_minute),
             since_start: Some(since_start),
         }
+    }
+
+    /// Marked changed after every update or rollback (what `status` says
+    /// moved on).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changes.subscribe()
     }
 
     /// Stops the running generation's pub/sub triggers (at shutdown).
