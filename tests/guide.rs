@@ -11,6 +11,9 @@
 //! - ```` ```text output ````: each of its lines must appear, in order, within
 //!   lines of the output of the run block before it; `...` stands for any text
 //!   (a duration, a machine's architecture).
+//! - ```` ```text log ````: the same, in the log of the gatewayd running (what
+//!   the reader sees in its terminal), waited for up to 60 s: what a trigger did
+//!   shows there, not in the output of the command that caused it.
 //! - A line that starts `gatewayd up` or `gatewayd serve` is what a reader runs in
 //!   a terminal of its own: it runs in the background, with the next block waiting
 //!   until it prints that it serves, and its output (so far) becomes the block's
@@ -71,6 +74,16 @@ fn blocks(page: &Path) -> Vec<Block> {
                 lines: body,
                 expected: Vec::new(),
             }),
+            "text log" => {
+                let body: Vec<String> = body.into_iter().filter(|l| !l.trim().is_empty()).collect();
+                let patterns: Vec<String> =
+                    body.iter().map(|l| shell_quote(&log_pattern(l))).collect();
+                blocks.push(Block {
+                    place,
+                    lines: vec![format!("guide_log {}", patterns.join(" "))],
+                    expected: body,
+                })
+            }
             "text output" => {
                 let last = blocks
                     .last_mut()
@@ -144,6 +157,18 @@ guide_serve() {
   done
   cat "$log"; echo "guide: '$*' not serving after 600 s"; return 1
 }
+# Waits until the running gateway's log has every pattern (extended regex),
+# then prints it.
+guide_log() {
+  local log="$GUIDE_DIR/server-$guide_n.log" i p missing
+  for i in $(seq 1 120); do
+    missing=
+    for p in "$@"; do grep -qE -- "$p" "$log" || missing=$p; done
+    if [ -z "$missing" ]; then cat "$log"; return 0; fi
+    sleep 0.5
+  done
+  cat "$log"; echo "guide: no log line matching '$missing' after 60 s"; return 1
+}
 "#,
     );
     for (i, block) in blocks.iter().enumerate() {
@@ -165,6 +190,28 @@ guide_serve() {
         script.push_str(&format!("}} >{}/out-{i} 2>&1\n", dir.display()));
     }
     script
+}
+
+/// An expected line as an extended regular expression: its text, `...` any.
+fn log_pattern(expected: &str) -> String {
+    expected
+        .trim()
+        .split("...")
+        .map(|part| {
+            part.chars()
+                .map(|c| match c {
+                    '\\' | '.' | '[' | ']' | '(' | ')' | '*' | '+' | '?' | '{' | '}' | '|'
+                    | '^' | '$' => format!("\\{c}"),
+                    c => c.to_string(),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(".*")
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// Each expected line within an output line, in order.
@@ -200,6 +247,24 @@ fn output_lines_match_with_elisions() {
     assert!(matches("[hello]    Compiling x", "Compiling"));
     assert!(!matches("app up 2s", "app down ..."));
     assert!(!matches("b then a", "a...b"));
+}
+
+#[test]
+fn log_lines_become_patterns_grep_matches() {
+    let pattern = log_pattern(r#"[jobs] received 5 bytes: job (1) ... $x.y"#);
+    let quoted = shell_quote(&pattern);
+    let line = "2026 INFO [jobs] received 5 bytes: job (1) at 12:00 $x.y";
+    for (text, found) in [(line, true), ("[jobs] received 5 bytes: job 1", false)] {
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\n' \"$1\" | grep -qE -- {quoted}"))
+            .arg("-")
+            .arg(text)
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), found, "{pattern} on {text:?}");
+    }
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
 }
 
 #[test]
@@ -251,6 +316,10 @@ fn the_guide_runs_as_written() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
+    // Whatever the pages left running (the brokers a page starts), even when
+    // it stopped half-way.
+    // SAFETY: kill(2) on the process group this test created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
 
     let mut report = String::new();
     let mut failed = !status.success();

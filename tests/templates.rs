@@ -107,6 +107,7 @@ fn templates_are_listed() {
         "redis-rust ",
         "mqtt-rust ",
         "http-python ",
+        "http-js ",
     ] {
         assert!(out.lines().any(|l| l.starts_with(id)), "{id}: {out}");
     }
