@@ -43,6 +43,9 @@ async fn push_status_rejections_and_rollback() {
         same.contains("version 1.0.0 is not newer than 1.0.0, the highest installed"),
         "{same}"
     );
+    // A refused bundle whose signature held is named by its version; one
+    // whose signature failed is not (its version is anyone's word).
+    assert_eq!(service.status()["last_update"]["version"], "1.0.0");
     let flipped = service.bundle("1.2.0", "release");
     let mut bytes = std::fs::read(&flipped).unwrap();
     let middle = bytes.len() / 2;
@@ -53,6 +56,7 @@ async fn push_status_rejections_and_rollback() {
     assert_eq!(get(&gw.url("/hello")).await.0, 200);
     assert_eq!(service.status()["version"], "1.0.0");
     assert_eq!(service.status()["last_update"]["result"], "rejected");
+    assert!(service.status()["last_update"]["version"].is_null());
 
     ok(&service.push(&service.bundle("1.1.0", "release")));
     assert_eq!(service.status()["version"], "1.1.0");

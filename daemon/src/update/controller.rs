@@ -196,12 +196,15 @@ impl Controller {
         replace_app: bool,
     ) -> Result<Applied, Rejection> {
         let mut state = self.state.lock().await;
+        // The version of a bundle whose signature held, so that `status`
+        // says which version a later step refused.
+        let mut verified_version = None;
         let result = self
-            .apply_locked(&mut state, bundle, upload, replace_app)
+            .apply_locked(&mut state, bundle, upload, replace_app, &mut verified_version)
             .await;
         state.last_update = Some(match &result {
             Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),
-            Err(rejection) => last_update("rejected", &rejection.message, None),
+            Err(rejection) => last_update("rejected", &rejection.message, verified_version),
         });
         self.changes.send_replace(());
         let metrics = &crate::metrics::global().updates;
@@ -224,6 +227,7 @@ impl Controller {
         bundle: &Path,
         upload: Duration,
         replace_app: bool,
+        verified_version: &mut Option<String>,
     ) -> Result<Applied, Rejection> {
         let mut timings = Timings {
             upload: Some(upload.as_millis() as u64),
@@ -252,6 +256,7 @@ impl Controller {
         lap(|t| &mut t.verify, &mut timings);
         pause_point("verified").await;
         let manifest = verified.manifest;
+        *verified_version = Some(manifest.version.clone());
         if let Some(running) = &state.running
             && running.manifest.app != manifest.app
             && !replace_app
