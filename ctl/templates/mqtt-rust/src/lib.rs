@@ -1,7 +1,8 @@
 //! An MQTT-triggered component: gatewayd calls `handle_message` for every
 //! message matching the topic filter in spin.toml, each time in a fresh
 //! instance. An error (or a panic) counts as a failed attempt: see
-//! `max_attempts` and `dead_letter_topic` in gatewayd's README.
+//! `max_attempts` and `dead_letter_topic` in gatewayd's docs/apps.md
+//! (MQTT trigger).
 
 wit_bindgen::generate!({
     world: "spin-mqtt",

@@ -1,7 +1,7 @@
 //! A Redis-triggered component: gatewayd calls `on_message` for every message
 //! published on the channel in spin.toml, each time in a fresh instance. An
 //! error (or a panic) counts as a failed attempt: see `max_attempts` and
-//! `dead_letter_channel` in gatewayd's README.
+//! `dead_letter_channel` in gatewayd's docs/apps.md (Redis trigger).
 
 use bytes::Bytes;
 use spin_sdk::redis_subscriber;
