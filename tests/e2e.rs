@@ -14,6 +14,7 @@ mod bundle;
 mod cli;
 mod faults;
 mod fleet;
+mod fleet_registry;
 mod fuzz_corpus;
 mod guide;
 mod http;

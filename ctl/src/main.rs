@@ -13,6 +13,7 @@ mod keygen;
 mod keys;
 mod new;
 mod outcome;
+mod publish;
 mod push;
 mod rollback;
 mod status;
@@ -225,10 +226,15 @@ enum Command {
 #[derive(Subcommand)]
 enum Push {
     /// Upload a signed bundle (from `gatewayctl bundle`) and wait until
-    /// gatewayd has checked, compiled and switched to it, or rejected it.
-    #[command(
-        after_help = "Example:\n  gatewayctl push bundle hello.bundle\n  gatewayctl push bundle hello.bundle --to unix:///run/gatewayd/admin.sock --json"
-    )]
+    /// gatewayd has checked, compiled and switched to it, or rejected it;
+    /// with --to oci://HOST[:PORT]/REPO:TAG, publish it to a registry tag
+    /// that gateways follow (`[fleet] source`).
+    #[command(after_help = "Examples:\n  gatewayctl push bundle hello.bundle\n  \
+                      gatewayctl push bundle hello.bundle --to unix:///run/gatewayd/admin.sock --json\n  \
+                      gatewayctl push bundle hello.bundle --to https://board:7443 --token $TOKEN\n  \
+                      gatewayctl push bundle hello.bundle --to oci://registry.lan/fleet/hello:canary\n\n\
+                      With oci://, the bundle is published to the registry tag for the gateways \
+                      that follow it ([fleet] source).")]
     Bundle {
         /// The bundle file (from `gatewayctl bundle`).
         file: PathBuf,
@@ -238,6 +244,8 @@ enum Push {
         /// differ (without it, gatewayd refuses such a bundle).
         #[arg(long)]
         replace_app: bool,
+        #[command(flatten)]
+        registry: publish::RegistryArgs,
         /// Print gatewayd's JSON answer as is.
         #[arg(long)]
         json: bool,
@@ -322,7 +330,27 @@ fn main() -> ExitCode {
                     file,
                     connection,
                     replace_app,
+                    registry,
                     json,
+                },
+        } if connection.to.starts_with("oci://") => {
+            if replace_app {
+                Err(anyhow::anyhow!(
+                    "--replace-app is for a push to one gateway: a gateway following a tag \
+                     takes only the app it runs (or its first one)"
+                ))
+            } else {
+                publish::run(&file, &connection.to, &registry, json)
+            }
+        }
+        Command::Push {
+            what:
+                Push::Bundle {
+                    file,
+                    connection,
+                    replace_app,
+                    json,
+                    ..
                 },
         } => push::run(&file, &connection, replace_app, json),
         Command::Status { connection, json } => status::run(&connection, json),

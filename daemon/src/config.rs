@@ -53,9 +53,9 @@ pub struct Config {
     pub app: AppSettings,
     /// `[metrics] listen`: where `GET /metrics` is served (off by default).
     pub metrics_listen: Option<SocketAddr>,
-    /// `[fleet] status_broker` and its settings: where the gateway reports
-    /// its status (off by default).
-    pub fleet_status: Option<crate::fleet::settings::StatusSettings>,
+    /// `[fleet]`: the registry tag the gateway follows and where it reports
+    /// its status (both off by default).
+    pub fleet: crate::fleet::settings::FleetSettings,
 }
 
 /// `[app]`: settings for whatever app is installed, the service's version of
@@ -370,7 +370,7 @@ impl Config {
                 tls_ca_files: raw.app.tls_ca_files,
             },
             metrics_listen,
-            fleet_status: raw.fleet.status(&key)?,
+            fleet: raw.fleet.parse(&key)?,
         })
         .context("configuration")
     }

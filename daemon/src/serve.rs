@@ -81,7 +81,20 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { admin::serve_tcp(tcp, admin, shutdown).await })
     });
-    let fleet_status = match config.fleet_status.clone() {
+    let follower = match config.fleet.source.clone() {
+        Some(settings) => {
+            let follower = crate::fleet::follow::Follower::new(
+                settings,
+                controller.clone(),
+                &config.state_dir,
+                &config.state_dir.join("uploads"),
+                config.max_bundle_size,
+            )?;
+            Some(tokio::spawn(follower.run(shutdown.clone())))
+        }
+        None => None,
+    };
+    let fleet_status = match config.fleet.status.clone() {
         Some(settings) => {
             let tls = crate::tls::client_config(&config.app.tls_ca_files)?;
             let (controller, shutdown) = (controller.clone(), shutdown.clone());
@@ -108,6 +121,10 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout, liveness).await;
+    if let Some(task) = follower {
+        // Between checks it stops at once; an update in progress finishes.
+        let _ = task.await;
+    }
     if let Some(task) = fleet_status {
         // Says "stopped" at the broker (bounded inside) before the process ends.
         let _ = task.await;

@@ -6,10 +6,12 @@
 //! hanging it.
 
 mod brokers;
+mod registry;
 mod scrape;
 mod service;
 
 pub use brokers::*;
+pub use registry::*;
 pub use scrape::*;
 pub use service::*;
 

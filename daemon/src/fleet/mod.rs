@@ -1,7 +1,12 @@
-//! What makes many gateways one fleet, built on servers a fleet already has.
-//! Today: status over the MQTT broker the devices already use ([`status`]);
-//! each gateway keeps a retained message saying what it runs, and
-//! `gatewayctl fleet status` reads them all.
+//! What makes many gateways one fleet, built on servers a fleet already has:
+//! updates through an OCI registry ([`registry`] carries signed bundles as
+//! artifacts, [`follow`] makes a gateway follow a tag), and status over the
+//! MQTT broker the devices already use ([`status`]: each gateway keeps a
+//! retained message saying what it runs; `gatewayctl fleet status` reads
+//! them all).
 
+pub mod follow;
+pub mod reference;
+pub mod registry;
 pub mod settings;
 pub mod status;

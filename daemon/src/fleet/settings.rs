@@ -1,21 +1,61 @@
-//! `[fleet]` in gatewayd.toml: where the gateway reports its status and the
-//! name it reports under. Parsed here rather than in `config` so the fleet's
-//! keys and their checks sit beside the code that uses them.
+//! `[fleet]` in gatewayd.toml: the registry tag the gateway follows for its
+//! app, where it reports its status and the name it reports under. Parsed
+//! here rather than in `config` so the fleet's keys and their checks sit
+//! beside the code that uses them.
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use serde::Deserialize;
 
+use super::reference::OciReference;
+
 /// `[fleet]` as written.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFleet {
+    source: Option<String>,
+    source_username: Option<String>,
+    source_password: Option<String>,
+    poll_interval: Option<String>,
+    #[serde(default)]
+    insecure: bool,
     status_broker: Option<String>,
     gateway_id: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
+    status_username: Option<String>,
+    status_password: Option<String>,
     status_interval: Option<String>,
+}
+
+/// `[fleet]`: each part is off unless configured.
+#[derive(Debug, Clone, Default)]
+pub struct FleetSettings {
+    pub source: Option<SourceSettings>,
+    pub status: Option<StatusSettings>,
+}
+
+/// The registry tag the gateway follows.
+#[derive(Clone)]
+pub struct SourceSettings {
+    pub reference: OciReference,
+    /// Plain HTTP (a lab registry).
+    pub insecure: bool,
+    pub username: String,
+    pub password: String,
+    /// How often the tag is checked (each check is one small request).
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is a secret: never printed.
+        f.debug_struct("SourceSettings")
+            .field("reference", &self.reference)
+            .field("insecure", &self.insecure)
+            .field("username", &self.username)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
 }
 
 /// Where and how the gateway publishes its status.
@@ -49,13 +89,54 @@ impl std::fmt::Debug for StatusSettings {
 }
 
 impl RawFleet {
-    /// The status settings, or `None` without `status_broker`. `key` names
-    /// a key for messages (`FILE: fleet.KEY`).
-    pub fn status(self, key: &dyn Fn(&str) -> String) -> Result<Option<StatusSettings>> {
+    /// `key` names a key for messages (`FILE: fleet.KEY`).
+    pub fn parse(self, key: &dyn Fn(&str) -> String) -> Result<FleetSettings> {
+        let source = self.source(key)?;
+        Ok(FleetSettings {
+            source,
+            status: self.status(key)?,
+        })
+    }
+
+    fn source(&self, key: &dyn Fn(&str) -> String) -> Result<Option<SourceSettings>> {
+        let Some(source) = self.source.as_deref().filter(|s| !s.is_empty()) else {
+            let stray = [
+                ("source_username", self.source_username.is_some()),
+                ("poll_interval", self.poll_interval.is_some()),
+                ("insecure", self.insecure),
+            ];
+            if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(anyhow!(
+                    "{}: set only with fleet.source, which is not set",
+                    key(&format!("fleet.{name}"))
+                ));
+            }
+            return Ok(None);
+        };
+        let reference = OciReference::parse(source)
+            .map_err(|e| anyhow!("{}: {source:?}: {e}", key("fleet.source")))?;
+        let poll_interval = match self.poll_interval.as_deref() {
+            None => Duration::from_secs(300),
+            Some(text) => crate::cli::parse_duration(text)
+                .map_err(|e| anyhow!("{}: {e}", key("fleet.poll_interval")))?,
+        };
+        if poll_interval < Duration::from_secs(1) {
+            return Err(anyhow!("{}: at least 1s", key("fleet.poll_interval")));
+        }
+        Ok(Some(SourceSettings {
+            reference,
+            insecure: self.insecure,
+            username: self.source_username.clone().unwrap_or_default(),
+            password: self.source_password.clone().unwrap_or_default(),
+            poll_interval,
+        }))
+    }
+
+    fn status(self, key: &dyn Fn(&str) -> String) -> Result<Option<StatusSettings>> {
         let Some(broker) = self.status_broker.filter(|b| !b.is_empty()) else {
             let stray = [
                 ("gateway_id", self.gateway_id.is_some()),
-                ("username", self.username.is_some()),
+                ("status_username", self.status_username.is_some()),
                 ("status_interval", self.status_interval.is_some()),
             ];
             if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
@@ -92,8 +173,8 @@ impl RawFleet {
             scheme,
             host,
             port,
-            username: self.username.unwrap_or_default(),
-            password: self.password.unwrap_or_default(),
+            username: self.status_username.unwrap_or_default(),
+            password: self.status_password.unwrap_or_default(),
             gateway_id,
             interval,
         }))
@@ -114,7 +195,10 @@ pub fn parse_broker(address: &str) -> Result<(String, String, u16), String> {
         return Err("a broker address has no path".into());
     }
     if address.contains('@') {
-        return Err("credentials go in fleet.username and fleet.password, not the address".into());
+        return Err(
+            "credentials go in fleet.status_username and fleet.status_password, not the address"
+                .into(),
+        );
     }
     let port = uri
         .port_u16()
@@ -149,9 +233,43 @@ fn default_gateway_id() -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Option<StatusSettings>> {
+    fn parse_all(text: &str) -> Result<FleetSettings> {
         let raw: RawFleet = toml::from_str(text).unwrap();
-        raw.status(&|name| format!("gatewayd.toml: {name}"))
+        raw.parse(&|name| format!("gatewayd.toml: {name}"))
+    }
+
+    fn parse(text: &str) -> Result<Option<StatusSettings>> {
+        parse_all(text).map(|f| f.status)
+    }
+
+    #[test]
+    fn source_settings_read_with_defaults() {
+        let f =
+            parse_all("source = \"oci://127.0.0.1:5000/hello:stable\"\ninsecure = true").unwrap();
+        let source = f.source.unwrap();
+        assert_eq!(source.reference.tag, "stable");
+        assert!(source.insecure);
+        assert_eq!(source.poll_interval, Duration::from_secs(300));
+        for (text, expected) in [
+            (
+                "poll_interval = \"1m\"",
+                "fleet.poll_interval: set only with fleet.source",
+            ),
+            (
+                "source = \"oci://r/x@sha256:1\"",
+                "fleet.source: \"oci://r/x@sha256:1\": a digest",
+            ),
+            (
+                "source = \"oci://r/x:1\"\npoll_interval = \"0s\"",
+                "fleet.poll_interval: at least 1s",
+            ),
+        ] {
+            let error = parse_all(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
     }
 
     #[test]
@@ -186,7 +304,7 @@ mod tests {
             ),
             (
                 "status_broker = \"mqtt://u:p@b\"",
-                "credentials go in fleet.username",
+                "credentials go in fleet.status_username",
             ),
             (
                 "status_broker = \"mqtt://b\"\ngateway_id = \"a/b\"",

@@ -200,7 +200,13 @@ impl Controller {
         // says which version a later step refused.
         let mut verified_version = None;
         let result = self
-            .apply_locked(&mut state, bundle, upload, replace_app, &mut verified_version)
+            .apply_locked(
+                &mut state,
+                bundle,
+                upload,
+                replace_app,
+                &mut verified_version,
+            )
             .await;
         state.last_update = Some(match &result {
             Ok(applied) => last_update("ok", &applied.message, applied.version.clone()),

@@ -1,0 +1,243 @@
+//! Fleet updates through a real OCI registry (Debian's docker-registry):
+//! `gatewayctl push bundle --to oci://...` publishes, gateways with `[fleet]
+//! source` follow the tag and apply what it points at through the same
+//! checks as a push; a wrongly signed artifact is refused by every gateway,
+//! once; a registry outage changes nothing on the gateways.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Gateway, OciRegistry, Service, get, ok};
+
+/// A service that trusts `fleet`'s release key and follows `source`.
+fn follower(fleet: &Service, source: &str, extra: &str) -> Service {
+    let service = Service::new();
+    std::fs::copy(
+        fleet.path().join("release.pub"),
+        service.path().join("release.pub"),
+    )
+    .unwrap();
+    service.append_config(&format!(
+        "\n[fleet]\nsource = \"{source}\"\npoll_interval = \"1s\"\ninsecure = true\n{extra}"
+    ));
+    service
+}
+
+/// `gatewayctl push bundle BUNDLE --to TO --insecure [ARGS]`, with `stdin`.
+fn publish(dir: &Path, bundle: &Path, to: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(crate::harness::gatewayctl())
+        .args([
+            "push",
+            "bundle",
+            bundle.to_str().unwrap(),
+            "--to",
+            to,
+            "--insecure",
+        ])
+        .args(args)
+        .current_dir(dir)
+        // No docker login of the machine running the tests.
+        .env("DOCKER_CONFIG", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Waits (bounded) until every gateway runs `version`; returns how long it took.
+fn wait_for_version(services: &[Service], gateways: &[Gateway], version: &str) -> Duration {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let versions: Vec<String> = services
+            .iter()
+            .map(|s| s.status()["version"].as_str().unwrap_or("none").to_string())
+            .collect();
+        if versions.iter().all(|v| v == version) {
+            return started.elapsed();
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = gateways.iter().map(|g| g.logs()).collect();
+            panic!(
+                "not every gateway runs {version}: {versions:?}\n{}",
+                logs.join("\n----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateways_follow_a_tag_refuse_a_bad_artifact_once_and_outlive_the_registry() {
+    let mut registry = OciRegistry::start();
+    let source = registry.address("fleet/hello:stable");
+    let publisher = Service::new();
+    let services: Vec<Service> = (0..3).map(|_| follower(&publisher, &source, "")).collect();
+    let gateways: Vec<Gateway> = services.iter().map(|s| s.start()).collect();
+
+    let dir = publisher.path();
+    let published = ok(&publish(
+        dir,
+        &publisher.bundle("1.0.0", "release"),
+        &source,
+        &[],
+        "",
+    ));
+    assert!(
+        published.contains(&format!(
+            "published: app \"hello\" version 1.0.0 as {source} (sha256:"
+        )),
+        "{published}"
+    );
+    let took = wait_for_version(&services, &gateways, "1.0.0");
+    println!("figure: push to all three gateways serving 1.0.0: {took:?} (poll interval 1s)");
+    for gw in &gateways {
+        assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    }
+
+    ok(&publish(
+        dir,
+        &publisher.bundle("1.1.0", "release"),
+        &source,
+        &[],
+        "",
+    ));
+    let took = wait_for_version(&services, &gateways, "1.1.0");
+    println!("figure: push to all three gateways serving 1.1.0: {took:?}");
+
+    // Signed by a key no gateway trusts: every gateway refuses it, keeps
+    // serving 1.1.0, and does not download it again while the tag stays.
+    let untrusted = publisher.bundle("1.2.0", "other");
+    ok(&publish(dir, &untrusted, &source, &[], ""));
+    for (gw, service) in gateways.iter().zip(&services) {
+        assert!(
+            gw.wait_for_log("not retried until the tag moves", Duration::from_secs(30)),
+            "{}",
+            gw.logs()
+        );
+        assert!(gw.logs().contains("does not trust"), "{}", gw.logs());
+        assert_eq!(service.status()["version"], "1.1.0");
+        assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    }
+    let log_before = registry.access_log();
+    std::thread::sleep(Duration::from_secs(4));
+    let log = registry.access_log();
+    let window = &log[log_before.len()..];
+    assert_eq!(
+        window.matches("GET /v2/fleet/hello/blobs/").count(),
+        0,
+        "a rejected artifact was downloaded again:\n{window}"
+    );
+    // What an unchanged tag costs a gateway per poll, from the registry's
+    // access log over those 4 s, when only polls happened.
+    let polls = window
+        .lines()
+        .filter(|l| l.contains("\"HEAD /v2/fleet/hello/manifests/stable"))
+        .count();
+    assert!(polls >= 9, "three gateways polled for 4 s:\n{window}");
+    println!(
+        "figure: requests to the registry per unchanged poll: {:.1} ({} requests, {polls} polls)",
+        window.lines().count() as f64 / polls as f64,
+        window.lines().count()
+    );
+
+    // The registry goes away: nothing changes on the gateways, which say so
+    // once and retry; back, the next push reaches them.
+    registry.stop();
+    for gw in &gateways {
+        assert!(
+            gw.wait_for_log("serving on, retrying", Duration::from_secs(15)),
+            "{}",
+            gw.logs()
+        );
+        assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    }
+    registry.start_again();
+    ok(&publish(
+        dir,
+        &publisher.bundle("1.3.0", "release"),
+        &source,
+        &[],
+        "",
+    ));
+    wait_for_version(&services, &gateways, "1.3.0");
+
+    // A restart neither downloads the running bundle again nor changes it.
+    drop(gateways);
+    let pulls_before = registry
+        .access_log()
+        .matches("GET /v2/fleet/hello/blobs/")
+        .count();
+    let gw = services[0].start();
+    assert!(
+        gw.wait_for_log("fleet: following", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(services[0].status()["version"], "1.3.0");
+    assert_eq!(
+        registry
+            .access_log()
+            .matches("GET /v2/fleet/hello/blobs/")
+            .count(),
+        pulls_before,
+        "{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_with_passwords_takes_them_from_publisher_and_gateways() {
+    let registry = OciRegistry::start_with_user(Some(("fleet", "s3cret-pass")));
+    let source = registry.address("fleet/hello:stable");
+    let publisher = Service::new();
+    let bundle = publisher.bundle("1.0.0", "release");
+    let dir = publisher.path();
+
+    let refused = publish(dir, &bundle, &source, &[], "");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&source) && stderr.to_lowercase().contains("unauthorized"),
+        "{stderr}"
+    );
+    ok(&publish(
+        dir,
+        &bundle,
+        &source,
+        &["--username", "fleet", "--password-stdin"],
+        "s3cret-pass\n",
+    ));
+
+    let with = follower(
+        &publisher,
+        &source,
+        "source_username = \"fleet\"\nsource_password = \"s3cret-pass\"\n",
+    );
+    let without = follower(&publisher, &source, "");
+    let gw_with = with.start();
+    let gw_without = without.start();
+    wait_for_version(
+        std::slice::from_ref(&with),
+        std::slice::from_ref(&gw_with),
+        "1.0.0",
+    );
+    assert!(
+        gw_without.wait_for_log("serving on, retrying", Duration::from_secs(15)),
+        "{}",
+        gw_without.logs()
+    );
+    assert!(without.status()["version"].is_null());
+    assert_eq!(get(&gw_without.url("/hello")).await.0, 503);
+}
