@@ -241,3 +241,129 @@ async fn a_registry_with_passwords_takes_them_from_publisher_and_gateways() {
     assert!(without.status()["version"].is_null());
     assert_eq!(get(&gw_without.url("/hello")).await.0, 503);
 }
+
+/// Rings: canary gateways follow `:canary`, the rest `:stable`; `fleet
+/// promote` moves `:stable` to the canary's artifact only once every canary
+/// gateway reports it runs it, healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_waits_for_healthy_canaries() {
+    let registry = OciRegistry::start();
+    let broker = crate::harness::MosquittoBroker::start();
+    let canary_tag = registry.address("fleet/hello:canary");
+    let stable_tag = registry.address("fleet/hello:stable");
+    let publisher = Service::new();
+    let dir = publisher.path();
+    let ring = |source: &str, id: &str| {
+        follower(
+            &publisher,
+            source,
+            &format!(
+                "status_broker = \"{}\"\ngateway_id = \"{id}\"\nstatus_interval = \"1s\"\n",
+                broker.address()
+            ),
+        )
+    };
+    let canaries = vec![ring(&canary_tag, "canary-1"), ring(&canary_tag, "canary-2")];
+    let stable = vec![ring(&stable_tag, "stable-1")];
+    let canary_gateways: Vec<Gateway> = canaries.iter().map(|s| s.start()).collect();
+    let stable_gateways: Vec<Gateway> = stable.iter().map(|s| s.start()).collect();
+    let promote = |healthy_for: &str| {
+        crate::harness::ctl(
+            dir,
+            &[
+                "fleet",
+                "promote",
+                "--from",
+                &canary_tag,
+                "--to",
+                "stable",
+                "--broker",
+                &broker.address(),
+                "--healthy-for",
+                healthy_for,
+                "--insecure",
+            ],
+        )
+    };
+
+    for tag in [&canary_tag, &stable_tag] {
+        ok(&publish(
+            dir,
+            &publisher.bundle("1.0.0", "release"),
+            tag,
+            &[],
+            "",
+        ));
+    }
+    wait_for_version(&canaries, &canary_gateways, "1.0.0");
+    wait_for_version(&stable, &stable_gateways, "1.0.0");
+
+    // A canary refuses what the tag points at (untrusted key): no promotion.
+    ok(&publish(
+        dir,
+        &publisher.bundle("1.1.0", "other"),
+        &canary_tag,
+        &[],
+        "",
+    ));
+    for gw in &canary_gateways {
+        assert!(
+            gw.wait_for_log("not retried until the tag moves", Duration::from_secs(30)),
+            "{}",
+            gw.logs()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let out = promote("0s");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success(),
+            "promoted a refused artifact: {stderr}"
+        );
+        // Until both canaries' reports say so, one may still be "at" the old one.
+        if stderr.contains("canary-1: rejected") && stderr.contains("canary-2: rejected")
+            || Instant::now() > deadline
+        {
+            break stderr;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        refused.contains("refused to promote")
+            && refused.contains("canary-1: rejected sha256:")
+            && refused.contains("does not trust"),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stable[0].status()["version"], "1.0.0");
+
+    // A good one: refused while the canaries are younger than --healthy-for,
+    // promoted once they vouch, and the stable ring follows.
+    ok(&publish(
+        dir,
+        &publisher.bundle("1.1.1", "release"),
+        &canary_tag,
+        &[],
+        "",
+    ));
+    wait_for_version(&canaries, &canary_gateways, "1.1.1");
+    let young = promote("1h");
+    let stderr = String::from_utf8_lossy(&young.stderr);
+    assert!(!young.status.success());
+    assert!(stderr.contains("less than --healthy-for 1h"), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let promoted = loop {
+        let out = promote("0s");
+        if out.status.success() || Instant::now() > deadline {
+            break ok(&out);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        promoted.contains(&format!("promoted: {stable_tag} is now sha256:"))
+            && promoted.contains("2 canary gateways on it"),
+        "{promoted}"
+    );
+    wait_for_version(&stable, &stable_gateways, "1.1.1");
+}

@@ -19,13 +19,22 @@ pub struct BrokerArgs {
     #[arg(long, value_name = "ADDR", env = "GATEWAYCTL_FLEET_BROKER")]
     pub broker: String,
     /// Broker user name.
-    #[arg(long, env = "GATEWAYCTL_FLEET_USERNAME")]
+    #[arg(
+        id = "broker_username",
+        long = "broker-username",
+        env = "GATEWAYCTL_FLEET_USERNAME"
+    )]
     pub username: Option<String>,
     /// Broker password (or set GATEWAYCTL_FLEET_PASSWORD).
-    #[arg(long, env = "GATEWAYCTL_FLEET_PASSWORD", hide_env_values = true)]
+    #[arg(
+        id = "broker_password",
+        long = "broker-password",
+        env = "GATEWAYCTL_FLEET_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// For mqtts://: also trust the CA certificates in this PEM file.
-    #[arg(long, value_name = "PEM")]
+    #[arg(id = "broker_ca_file", long = "broker-ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 }
 
@@ -48,7 +57,7 @@ pub fn status(broker: &BrokerArgs, wait: Duration, json: bool) -> Result<()> {
 
 /// The retained status of every gateway, by gateway id: what the broker
 /// sends right after the subscription, and anything newer within `wait`.
-async fn collect(args: &BrokerArgs, wait: Duration) -> Result<Vec<FleetMessage>> {
+pub async fn collect(args: &BrokerArgs, wait: Duration) -> Result<Vec<FleetMessage>> {
     let (scheme, host, port) =
         parse_broker(&args.broker).map_err(|e| anyhow!("--broker {:?}: {e}", args.broker))?;
     let client_id = format!("gatewayctl-fleet-{}", std::process::id());

@@ -13,6 +13,7 @@ mod keygen;
 mod keys;
 mod new;
 mod outcome;
+mod promote;
 mod publish;
 mod push;
 mod rollback;
@@ -194,7 +195,8 @@ enum Command {
         json: bool,
     },
     /// Many gateways at once: what each one runs, from the status they
-    /// report to an MQTT broker (gatewayd's `[fleet] status_broker`).
+    /// report to an MQTT broker (gatewayd's `[fleet] status_broker`), and
+    /// promoting a canary tag's artifact to the rest of the fleet.
     #[command(
         after_help = "Example:\n  gatewayctl fleet status --broker mqtt://broker.lan\n  \
                       gatewayctl fleet status --broker mqtts://broker.lan --username ops --json"
@@ -271,6 +273,33 @@ enum Fleet {
         /// Print the gateways' status messages as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Point a tag at the artifact a canary tag points at, once every
+    /// gateway following the canary tag reports (through the broker) that
+    /// it runs that artifact, took it without a refusal, has been healthy
+    /// for --healthy-for and saw no server error or trap in its last
+    /// minute; otherwise refuse, naming each gateway and what is wrong.
+    #[command(
+        after_help = "Example:\n  gatewayctl fleet promote --from oci://registry.lan/fleet/hello:canary \\\n      \
+                      --to stable --broker mqtt://broker.lan --healthy-for 30m"
+    )]
+    Promote {
+        /// The canary tag: oci://HOST[:PORT]/REPO:TAG.
+        #[arg(long, value_name = "OCI")]
+        from: String,
+        /// The tag to move: a tag of the same repository, or its full oci:// address.
+        #[arg(long, value_name = "TAG")]
+        to: String,
+        /// How long every canary gateway must have run the artifact.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        healthy_for: std::time::Duration,
+        #[command(flatten)]
+        broker: fleet::BrokerArgs,
+        #[command(flatten)]
+        registry: publish::RegistryArgs,
+        /// How long to wait for the broker's answers at most.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
     },
 }
 
@@ -358,6 +387,24 @@ fn main() -> ExitCode {
         Command::Fleet {
             what: Fleet::Status { broker, wait, json },
         } => fleet::status(&broker, wait, json),
+        Command::Fleet {
+            what:
+                Fleet::Promote {
+                    from,
+                    to,
+                    healthy_for,
+                    broker,
+                    registry,
+                    wait,
+                },
+        } => promote::run(&promote::Promotion {
+            from: &from,
+            to: &to,
+            healthy_for,
+            broker: &broker,
+            registry: &registry,
+            wait,
+        }),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -375,5 +422,15 @@ fn main() -> ExitCode {
             eprintln!("gatewayctl: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every command's definition (unique argument
+    /// names, valid defaults), which otherwise fail only when that command runs.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

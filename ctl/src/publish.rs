@@ -84,7 +84,7 @@ fn bundle_manifest(file: &Path) -> Result<BundleManifest> {
     BundleManifest::parse(&text, &limits).map_err(|e| anyhow!("{MANIFEST}: {e}"))
 }
 
-fn credentials(reference: &OciReference, args: &RegistryArgs) -> Result<RegistryAuth> {
+pub fn credentials(reference: &OciReference, args: &RegistryArgs) -> Result<RegistryAuth> {
     if let Some(username) = &args.username {
         let mut password = String::new();
         std::io::stdin()

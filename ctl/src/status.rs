@@ -36,8 +36,25 @@ pub fn run(connection: &Connection, json: bool) -> Result<()> {
         if let Some(line) = engine_line(&status) {
             println!("{line}");
         }
+        if let Some(line) = fleet_source_line(&status) {
+            println!("{line}");
+        }
     }
     Ok(())
+}
+
+/// `fleet: following oci://r/hello:stable, at sha256:... (applied)`, and
+/// the last check's failure while it fails.
+pub fn fleet_source_line(status: &Status) -> Option<String> {
+    let source = status.fleet_source.as_ref()?;
+    let mut line = format!("fleet: following {}", source.source);
+    if let (Some(digest), Some(outcome)) = (&source.digest, &source.outcome) {
+        line += &format!(", at {digest} ({outcome})");
+    }
+    if let Some(error) = &source.error {
+        line += &format!("; the last check failed: {error}");
+    }
+    Some(line)
 }
 
 /// `app "hello" version 1.0.0 (generation 3), up 12s; triggers: 1 http,

@@ -36,6 +36,26 @@ pub struct Status {
     /// What it did since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_start: Option<Activity>,
+    /// The registry tag it follows (`[fleet] source`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_source: Option<FleetSource>,
+}
+
+/// A gateway's view of the registry tag it follows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetSource {
+    /// `oci://HOST/REPOSITORY:TAG`.
+    pub source: String,
+    /// The last digest of the tag it decided about, and how: `applied` or
+    /// `rejected` (a rejected one is not retried until the tag moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Why the last check failed (registry unreachable, refused, ...), while
+    /// it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The gateway's engine.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::{Pull, Registry, auth};
 use super::settings::SourceSettings;
+use crate::admin::api::FleetSource;
 use crate::shutdown::Shutdown;
 use crate::update::controller::{Controller, RejectionKind};
 
@@ -84,7 +85,9 @@ impl Follower {
         let mut retry = FIRST_RETRY;
         let mut failing = false;
         loop {
-            let wait = match self.check(&source, &mut shutdown).await {
+            let checked = self.check(&source, &mut shutdown).await;
+            self.report(&source, checked.as_ref().err());
+            let wait = match checked {
                 Ok(()) => {
                     if failing {
                         tracing::info!("fleet: {source} answers again");
@@ -180,6 +183,18 @@ impl Follower {
             outcome: outcome.to_string(),
         });
         Ok(())
+    }
+
+    /// What `status` (and the fleet's status messages) say about the tag.
+    fn report(&self, source: &str, error: Option<&String>) {
+        let decided = self.decided();
+        let known = decided.source == source;
+        self.controller.report_fleet_source(FleetSource {
+            source: source.to_string(),
+            digest: known.then(|| decided.digest.clone()),
+            outcome: known.then(|| decided.outcome.clone()),
+            error: error.cloned(),
+        });
     }
 
     fn decided(&self) -> Decided {

@@ -90,9 +90,7 @@ impl Registry {
             let path = path.to_path_buf();
             tokio::task::spawn_blocking(move || sha256_file(&path)).await??
         };
-        self.client
-            .store_auth_if_needed(self.reference.resolve_registry(), &self.auth)
-            .await;
+        self.authorize_push(&self.reference).await?;
         let file = tokio::fs::File::open(path)
             .await
             .with_context(|| format!("{}: cannot open", path.display()))?;
@@ -140,6 +138,46 @@ impl Registry {
             .map_err(|e| anyhow!("{shown}: publishing the manifest: {e}"))?;
         // The registry answers with the manifest's URL, which ends in its digest.
         Ok(url.rsplit('/').next().unwrap_or(&url).to_string())
+    }
+
+    /// Points tag `tag` of the same repository at artifact `digest` (the
+    /// manifest is copied as is; its blobs are already there).
+    pub async fn retag(&self, digest: &str, tag: &str) -> Result<()> {
+        let shown = &self.shown;
+        let pinned = self.reference.clone_with_digest(digest.to_string());
+        let (body, _) = self
+            .client
+            .pull_manifest_raw(&pinned, &self.auth, &[OCI_IMAGE_MEDIA_TYPE])
+            .await
+            .map_err(|e| anyhow!("{shown}: the manifest of {digest}: {e}"))?;
+        let target = Reference::with_tag(
+            self.shown.registry.clone(),
+            self.shown.repository.clone(),
+            tag.to_string(),
+        );
+        self.authorize_push(&target).await?;
+        self.client
+            .push_manifest_raw(
+                &target,
+                body,
+                http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
+            )
+            .await
+            .map_err(|e| anyhow!("{}: {e}", self.shown.with_tag(tag)))?;
+        Ok(())
+    }
+
+    /// Gets push rights before a push: a token registry hands out one per
+    /// operation; a password registry takes the password with each request.
+    async fn authorize_push(&self, target: &Reference) -> Result<()> {
+        self.client
+            .store_auth_if_needed(target.resolve_registry(), &self.auth)
+            .await;
+        self.client
+            .auth(target, &self.auth, oci_client::RegistryOperation::Push)
+            .await
+            .map(drop)
+            .map_err(|e| anyhow!("{}: {e}", self.shown))
     }
 
     /// The digest the tag points at now: one HEAD request.

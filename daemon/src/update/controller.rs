@@ -21,7 +21,7 @@ use super::generations::{Generations, Pointers};
 use super::keys::TrustedKeys;
 use super::reader;
 use crate::admin::api::{
-    Applied, ComponentStatus, EngineStatus, LastUpdate, Status, Timings, TriggerCounts,
+    Applied, ComponentStatus, EngineStatus, FleetSource, LastUpdate, Status, Timings, TriggerCounts,
 };
 use crate::runtime::{Loaded, Runtime, Triggers};
 
@@ -52,8 +52,11 @@ pub struct Controller {
     triggers: Triggers,
     started: Instant,
     state: tokio::sync::Mutex<State>,
-    /// Told after every update or rollback, refused ones included.
+    /// Told after every update or rollback, refused ones included, and
+    /// when the followed registry tag's state changes.
     changes: tokio::sync::watch::Sender<()>,
+    /// What the fleet follower last reported (`[fleet] source`).
+    fleet_source: std::sync::Mutex<Option<FleetSource>>,
 }
 
 #[derive(Default)]
@@ -118,6 +121,7 @@ impl Controller {
             started: Instant::now(),
             state: tokio::sync::Mutex::default(),
             changes: tokio::sync::watch::Sender::new(()),
+            fleet_source: std::sync::Mutex::default(),
         }
     }
 
@@ -447,6 +451,11 @@ impl Controller {
             }),
             last_minute: Some(last_minute),
             since_start: Some(since_start),
+            fleet_source: self
+                .fleet_source
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -454,6 +463,16 @@ impl Controller {
     /// moved on).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
         self.changes.subscribe()
+    }
+
+    /// The fleet follower's view of its tag, for `status`; a change is
+    /// announced like an update.
+    pub fn report_fleet_source(&self, report: FleetSource) {
+        let mut current = self.fleet_source.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref() != Some(&report) {
+            *current = Some(report);
+            self.changes.send_replace(());
+        }
     }
 
     /// Stops the running generation's pub/sub triggers (at shutdown).
