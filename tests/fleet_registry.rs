@@ -367,3 +367,99 @@ async fn promote_waits_for_healthy_canaries() {
     );
     wait_for_version(&stable, &stable_gateways, "1.1.1");
 }
+
+/// The registry dies mid-download: the gateway keeps what arrived, carries
+/// on from there (a range request) once the registry is back, and checks
+/// the whole against the digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_cut_by_the_registry_resumes_where_it_stopped() {
+    let mut registry = OciRegistry::start();
+    let source = registry.address("fleet/big:stable");
+    let publisher = Service::new();
+    // An app with a 24 MiB file (random, so the bundle stays that big).
+    let app = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        crate::harness::examples().join("target/wasm32-wasip2/release/hello.wasm"),
+        app.path().join("hello.wasm"),
+    )
+    .unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..24 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(app.path().join("big.bin"), big).unwrap();
+    std::fs::write(
+        app.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"hello\"\n\
+         [[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n\
+         [component.hello]\nsource = \"hello.wasm\"\nfiles = [\"big.bin\"]\n",
+    )
+    .unwrap();
+    let bundle = publisher.bundle_app(app.path(), "1.0.0", "release", &[]);
+    let bundle_size = std::fs::metadata(&bundle).unwrap().len();
+    ok(&publish(publisher.path(), &bundle, &source, &[], ""));
+
+    let service = follower(&publisher, &source, "");
+    let gw = service.start();
+    // Freeze the registry the moment bytes arrive, then kill it.
+    let uploads = service.path().join("state/uploads");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let part = loop {
+        let part = std::fs::read_dir(&uploads).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "part"))
+        });
+        if let Some(part) = part
+            && std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+        {
+            break part;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no download began:\n{}",
+            gw.logs()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    registry.signal(libc::SIGSTOP);
+    registry.stop();
+    assert!(
+        gw.wait_for_log("(resumed at the next try)", Duration::from_secs(30)),
+        "{}",
+        gw.logs()
+    );
+    let cut = std::fs::metadata(&part).unwrap().len();
+    assert!(
+        cut > 0 && cut < bundle_size,
+        "the download was not cut ({cut} of {bundle_size} bytes)"
+    );
+
+    registry.start_again();
+    wait_for_version(
+        std::slice::from_ref(&service),
+        std::slice::from_ref(&gw),
+        "1.0.0",
+    );
+    assert!(
+        gw.logs().contains(&format!(
+            "resuming the download at byte {cut} of {bundle_size}"
+        )),
+        "{}",
+        gw.logs()
+    );
+    let log = registry.access_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("GET /v2/fleet/big/blobs/sha256:") && l.contains("\" 206 ")),
+        "no range request:\n{log}"
+    );
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    println!("figure: a {bundle_size}-byte download cut at {cut} bytes resumed from there");
+}

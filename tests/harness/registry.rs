@@ -110,6 +110,14 @@ impl OciRegistry {
         self.access.lock().unwrap().clone()
     }
 
+    /// Sends a signal (SIGSTOP freezes it mid-answer, sockets open).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -137,14 +137,19 @@ impl Follower {
             "fleet-{}.bundle",
             digest.trim_start_matches("sha256:")
         ));
-        // A stop ends a download (started again at the next start); an
-        // update, once applying, finishes.
+        // What an earlier digest left half-downloaded is of no more use.
+        if let Ok(entries) = std::fs::read_dir(&self.downloads) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with("fleet-") && entry.path() != file.with_extension("part") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        // A stop ends a download; an update, once applying, finishes.
         let pulled = tokio::select! {
             pulled = self.registry.pull_bundle(&digest, self.max_bundle_size, &file) => pulled,
-            _ = shutdown.requested() => {
-                let _ = std::fs::remove_file(file.with_extension("part"));
-                return Ok(());
-            }
+            _ = shutdown.requested() => return Ok(()),
         };
         let outcome = match pulled {
             Err(Pull::Unreachable(e)) => return Err(format!("{e:#}")),

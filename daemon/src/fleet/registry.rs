@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures_util::StreamExt as _;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -191,7 +191,8 @@ impl Registry {
     /// Downloads the bundle of artifact `digest` into `dest`, refusing
     /// anything but a gatewayd bundle and a bundle larger than `max_size`
     /// before the download starts. The registry's bytes are checked against
-    /// the layer digest as they arrive; `dest` appears only when complete.
+    /// the layer digest; `dest` appears only when complete. A download cut
+    /// short leaves `dest` + `.part`, from which the next call carries on.
     pub async fn pull_bundle(&self, digest: &str, max_size: u64, dest: &Path) -> Result<u64, Pull> {
         let shown = &self.shown;
         let pinned = self.reference.clone_with_digest(digest.to_string());
@@ -210,31 +211,122 @@ impl Registry {
             )));
         }
         let partial = dest.with_extension("part");
-        let fetched = async {
-            let mut stream = self.client.pull_blob_stream(&pinned, layer).await?;
-            let mut file = tokio::fs::File::create(&partial).await?;
-            let mut written = 0u64;
-            while let Some(piece) = stream.next().await {
-                let piece = piece?;
-                written += piece.len() as u64;
-                if written > size {
-                    bail!("the registry sent more than the {size} bytes the manifest says");
-                }
-                file.write_all(&piece).await?;
+        let fetched = self.fetch(&pinned, layer, size, &partial).await;
+        match fetched {
+            Ok(()) => {
+                tokio::fs::rename(&partial, dest)
+                    .await
+                    .map_err(|e| Pull::Unreachable(anyhow!("{}: {e}", dest.display())))?;
+                Ok(size)
             }
-            if written != size {
-                bail!("the registry sent {written} of {size} bytes");
+            Err(Fetch::Interrupted(e)) => Err(Pull::Unreachable(anyhow!(
+                "{shown}: downloading {digest}: {e:#} (resumed at the next try)"
+            ))),
+            Err(Fetch::Corrupt(e)) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(Pull::Unreachable(anyhow!(
+                    "{shown}: downloading {digest}: {e:#}"
+                )))
             }
-            file.sync_all().await?;
-            tokio::fs::rename(&partial, dest).await?;
-            Ok(written)
         }
-        .await;
-        fetched.map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            Pull::Unreachable(anyhow!("{shown}: downloading {digest}: {e:#}"))
-        })
     }
+
+    /// Downloads the layer into `partial`, carrying on from what an earlier,
+    /// interrupted try left there (a `Range` request), and checks the whole
+    /// against the layer's digest.
+    async fn fetch(
+        &self,
+        pinned: &Reference,
+        layer: &OciDescriptor,
+        size: u64,
+        partial: &Path,
+    ) -> Result<(), Fetch> {
+        let interrupted = |e: anyhow::Error| Fetch::Interrupted(e);
+        let have = std::fs::metadata(partial).map_or(0, |m| m.len());
+        let (mut stream, resumed) = if have > 0 && have < size {
+            match self
+                .client
+                .pull_blob_stream_partial(pinned, layer, have, None)
+                .await
+                .map_err(|e| interrupted(e.into()))?
+            {
+                BlobResponse::Partial(stream) => (stream, true),
+                // The registry ignored the range: the whole blob again.
+                BlobResponse::Full(stream) => (stream, false),
+            }
+        } else {
+            let stream = self
+                .client
+                .pull_blob_stream(pinned, layer)
+                .await
+                .map_err(|e| interrupted(e.into()))?;
+            (stream, false)
+        };
+        if resumed {
+            tracing::info!("fleet: resuming the download at byte {have} of {size}");
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(resumed)
+            .truncate(!resumed)
+            .open(partial)
+            .await
+            .map_err(|e| interrupted(e.into()))?;
+        let mut written = if resumed { have } else { 0 };
+        while let Some(piece) = stream.next().await {
+            // A whole blob's stream checks the digest itself and ends with
+            // an error on a mismatch.
+            let piece = piece.map_err(|e| {
+                let wrong_digest = e
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>());
+                if wrong_digest {
+                    Fetch::Corrupt(e.into())
+                } else {
+                    interrupted(e.into())
+                }
+            })?;
+            written += piece.len() as u64;
+            if written > size {
+                return Err(Fetch::Corrupt(anyhow!(
+                    "the registry sent more than the {size} bytes the manifest says"
+                )));
+            }
+            file.write_all(&piece)
+                .await
+                .map_err(|e| interrupted(e.into()))?;
+        }
+        if written != size {
+            return Err(interrupted(anyhow!(
+                "the registry sent {written} of {size} bytes"
+            )));
+        }
+        file.sync_all().await.map_err(|e| interrupted(e.into()))?;
+        if resumed {
+            // A range is not checked by the client: check the whole file.
+            let path = partial.to_path_buf();
+            let (digest, _) = tokio::task::spawn_blocking(move || sha256_file(&path))
+                .await
+                .map_err(|e| interrupted(e.into()))?
+                .map_err(interrupted)?;
+            if digest != layer.digest {
+                return Err(Fetch::Corrupt(anyhow!(
+                    "the resumed download's digest is {digest}, not {}",
+                    layer.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a download stopped.
+enum Fetch {
+    /// Cut short: what arrived stays, for the next try to carry on from.
+    Interrupted(anyhow::Error),
+    /// Wrong bytes: what arrived is thrown away.
+    Corrupt(anyhow::Error),
 }
 
 /// Why a pull failed.
