@@ -22,6 +22,7 @@ pub struct BrokerArgs {
     #[arg(
         id = "broker_username",
         long = "broker-username",
+        value_name = "NAME",
         env = "GATEWAYCTL_FLEET_USERNAME"
     )]
     pub username: Option<String>,
@@ -29,6 +30,7 @@ pub struct BrokerArgs {
     #[arg(
         id = "broker_password",
         long = "broker-password",
+        value_name = "PASSWORD",
         env = "GATEWAYCTL_FLEET_PASSWORD",
         hide_env_values = true
     )]

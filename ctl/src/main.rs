@@ -268,7 +268,12 @@ enum Fleet {
         #[command(flatten)]
         broker: fleet::BrokerArgs,
         /// How long to wait for the broker's answers at most.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = humantime::parse_duration
+        )]
         wait: std::time::Duration,
         /// Print the gateways' status messages as JSON.
         #[arg(long)]
@@ -291,14 +296,24 @@ enum Fleet {
         #[arg(long, value_name = "TAG")]
         to: String,
         /// How long every canary gateway must have run the artifact.
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "10m",
+            value_parser = humantime::parse_duration
+        )]
         healthy_for: std::time::Duration,
         #[command(flatten)]
         broker: fleet::BrokerArgs,
         #[command(flatten)]
         registry: publish::RegistryArgs,
         /// How long to wait for the broker's answers at most.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = humantime::parse_duration
+        )]
         wait: std::time::Duration,
     },
 }
