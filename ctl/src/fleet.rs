@@ -38,13 +38,21 @@ pub struct BrokerArgs {
     /// For mqtts://: also trust the CA certificates in this PEM file.
     #[arg(id = "broker_ca_file", long = "broker-ca-file", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// How long to wait for the broker's answers at most.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    pub wait: Duration,
 }
 
 /// How long to wait for more messages once the retained ones stop coming.
 const QUIET: Duration = Duration::from_millis(500);
 
-pub fn status(broker: &BrokerArgs, wait: Duration, json: bool) -> Result<()> {
-    let messages = crate::admin_client::block_on(collect(broker, wait))?;
+pub fn status(broker: &BrokerArgs, json: bool) -> Result<()> {
+    let messages = crate::admin_client::block_on(collect(broker))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&messages)?);
         return Ok(());
@@ -59,7 +67,8 @@ pub fn status(broker: &BrokerArgs, wait: Duration, json: bool) -> Result<()> {
 
 /// The retained status of every gateway, by gateway id: what the broker
 /// sends right after the subscription, and anything newer within `wait`.
-pub async fn collect(args: &BrokerArgs, wait: Duration) -> Result<Vec<FleetMessage>> {
+pub async fn collect(args: &BrokerArgs) -> Result<Vec<FleetMessage>> {
+    let wait = args.wait;
     let (scheme, host, port) =
         parse_broker(&args.broker).map_err(|e| anyhow!("--broker {:?}: {e}", args.broker))?;
     let client_id = format!("gatewayctl-fleet-{}", std::process::id());

@@ -267,14 +267,6 @@ enum Fleet {
     Status {
         #[command(flatten)]
         broker: fleet::BrokerArgs,
-        /// How long to wait for the broker's answers at most.
-        #[arg(
-            long,
-            value_name = "DURATION",
-            default_value = "5s",
-            value_parser = humantime::parse_duration
-        )]
-        wait: std::time::Duration,
         /// Print the gateways' status messages as JSON.
         #[arg(long)]
         json: bool,
@@ -307,14 +299,6 @@ enum Fleet {
         broker: fleet::BrokerArgs,
         #[command(flatten)]
         registry: publish::RegistryArgs,
-        /// How long to wait for the broker's answers at most.
-        #[arg(
-            long,
-            value_name = "DURATION",
-            default_value = "5s",
-            value_parser = humantime::parse_duration
-        )]
-        wait: std::time::Duration,
     },
 }
 
@@ -400,8 +384,8 @@ fn main() -> ExitCode {
         Command::Status { connection, json } => status::run(&connection, json),
         Command::Rollback { connection, json } => rollback::run(&connection, json),
         Command::Fleet {
-            what: Fleet::Status { broker, wait, json },
-        } => fleet::status(&broker, wait, json),
+            what: Fleet::Status { broker, json },
+        } => fleet::status(&broker, json),
         Command::Fleet {
             what:
                 Fleet::Promote {
@@ -410,7 +394,6 @@ fn main() -> ExitCode {
                     healthy_for,
                     broker,
                     registry,
-                    wait,
                 },
         } => promote::run(&promote::Promotion {
             from: &from,
@@ -418,7 +401,6 @@ fn main() -> ExitCode {
             healthy_for,
             broker: &broker,
             registry: &registry,
-            wait,
         }),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -22,7 +22,6 @@ pub struct Promotion<'a> {
     pub healthy_for: Duration,
     pub broker: &'a BrokerArgs,
     pub registry: &'a RegistryArgs,
-    pub wait: Duration,
 }
 
 pub fn run(p: &Promotion) -> Result<()> {
@@ -46,7 +45,7 @@ pub fn run(p: &Promotion) -> Result<()> {
     let registry = Registry::new(&from, p.registry.insecure, credentials)?;
     crate::admin_client::block_on(async {
         let digest = registry.tag_digest().await?;
-        let gateways = crate::fleet::collect(p.broker, p.wait).await?;
+        let gateways = crate::fleet::collect(p.broker).await?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()

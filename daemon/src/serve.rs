@@ -28,6 +28,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         );
     }
     let runtime = Runtime::start(RuntimeOptions::from_config(&config)?)?;
+    // The brokers' TLS settings ([app] tls_ca_files), made once at start.
+    let tls = runtime.tls.clone();
     let generations = Generations::open(&config.state_dir)?;
     let mut activated = crate::systemd::take_listen_fds();
     let listeners = runtime.http_listeners(config.listen, &mut activated)?;
@@ -96,7 +98,6 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     };
     let fleet_status = match config.fleet.status.clone() {
         Some(settings) => {
-            let tls = crate::tls::client_config(&config.app.tls_ca_files)?;
             let (controller, shutdown) = (controller.clone(), shutdown.clone());
             Some(tokio::spawn(crate::fleet::status::publish(
                 settings, controller, tls, shutdown,
