@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
+};
 
 use super::allowed_hosts::AllowedHosts;
 use super::{Capability, Grantee, HostState};
@@ -114,6 +117,20 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for OutboundHttp {
+    // The default list, as wasmtime-wasi-http's defaults have it. The
+    // defaults build a new `Arc` closure for every header a guest sets or
+    // reads (several per request); these allocate nothing.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        static FILTER: OnceLock<ForbiddenHeaderFilter> = OnceLock::new();
+        FILTER
+            .get_or_init(|| Arc::new(|name| DEFAULT_FORBIDDEN_HEADERS.contains(name)))
+            .clone()
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,

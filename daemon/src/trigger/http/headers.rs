@@ -26,20 +26,19 @@ pub fn set_spin_headers(
         headers.remove(name);
     }
 
-    let host = headers
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let full_url = match headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| listen.to_string());
-    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let full_url = format!("http://{host}{path_and_query}");
+    {
+        Some(host) => format!("http://{host}{path_and_query}"),
+        None => format!("http://{listen}{path_and_query}"),
+    };
 
-    let mut set = |name: &str, value: &str| {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(name, value);
+    // Static names: a custom header name made from bytes is an allocation.
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
         }
     };
     set("spin-full-url", &full_url);
@@ -50,9 +49,12 @@ pub fn set_spin_headers(
     set("spin-base-path", &route.base_path);
     set("spin-client-addr", &client.to_string());
     for (name, value) in &route.params {
-        set(
-            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value,
-        );
+        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
     }
 }
