@@ -35,26 +35,29 @@ pub fn set_spin_headers(
         None => format!("http://{listen}{path_and_query}"),
     };
 
-    // Static names: a custom header name made from bytes is an allocation.
-    let mut set = |name: &'static str, value: &str| {
+    // The fixed names are static: a custom header name made from bytes is an
+    // allocation.
+    let mut set = |name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+            headers.insert(name, value);
         }
     };
-    set("spin-full-url", &full_url);
-    set("spin-path-info", &route.path_info);
-    set("spin-matched-route", &route.matched_route);
-    set("spin-raw-component-route", &route.raw_component_route);
-    set("spin-component-route", &route.component_route);
-    set("spin-base-path", &route.base_path);
-    set("spin-client-addr", &client.to_string());
+    let client = client.to_string();
+    for (name, value) in [
+        ("spin-full-url", full_url.as_str()),
+        ("spin-path-info", &route.path_info),
+        ("spin-matched-route", &route.matched_route),
+        ("spin-raw-component-route", &route.raw_component_route),
+        ("spin-component-route", &route.component_route),
+        ("spin-base-path", &route.base_path),
+        ("spin-client-addr", &client),
+    ] {
+        set(HeaderName::from_static(name), value);
+    }
     for (name, value) in &route.params {
         let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(name, value);
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            set(name, value);
         }
     }
 }
