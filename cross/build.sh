@@ -22,7 +22,7 @@ target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 # gatewayctl it would get the compiler gatewayctl needs), copied aside
 # because the full build that follows lands at the same path.
 cargo --config cross/cargo-config.toml build --profile board -p gatewayd --no-default-features \
-  --bin gatewayd "${boards[@]/#/--target=}"
+  --features oci --bin gatewayd "${boards[@]/#/--target=}"
 for board in "${boards[@]}"; do
   mkdir -p "$target_dir/$board/board/runtime-only"
   cp "$target_dir/$board/board/gatewayd" "$target_dir/$board/board/runtime-only/gatewayd"

@@ -131,7 +131,7 @@ if [[ " ${flavours[*]} " == *" runtime "* ]]; then
     [ -n "$targets" ] || continue
     # shellcheck disable=SC2086 # one word per target
     cargo --config cross/cargo-config.toml build --profile "$profile" -p gatewayd \
-      --no-default-features --bin gatewayd $targets
+      --no-default-features --features oci --bin gatewayd $targets
   done
   for arch in "${arches[@]}"; do
     mkdir -p "$(runtime_bins_of "$arch")"

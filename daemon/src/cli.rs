@@ -9,15 +9,19 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::Pooling;
 
-/// `--version`: the release, and the flavour when it is the runtime-only one
-/// (the two packages install the same binary name).
-const VERSION: &str = if crate::engine::CAN_COMPILE {
-    env!("CARGO_PKG_VERSION")
-} else {
-    concat!(
+/// `--version`: the release, and the flavour when it is not the full one
+/// (every flavour installs the same binary name).
+const VERSION: &str = match (crate::engine::CAN_COMPILE, cfg!(feature = "oci")) {
+    (true, true) => env!("CARGO_PKG_VERSION"),
+    (false, true) => concat!(
         env!("CARGO_PKG_VERSION"),
         " (runtime only: runs precompiled code, cannot compile)"
-    )
+    ),
+    (true, false) => concat!(env!("CARGO_PKG_VERSION"), " (no registry updates)"),
+    (false, false) => concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (runtime only: runs precompiled code, cannot compile; no registry updates)"
+    ),
 };
 
 /// Runs Spin WebAssembly apps on small Linux boards.

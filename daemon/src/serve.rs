@@ -83,6 +83,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { admin::serve_tcp(tcp, admin, shutdown).await })
     });
+    // Without the `oci` feature the config parser has already refused a source.
+    #[cfg(feature = "oci")]
     let follower = match config.fleet.source.clone() {
         Some(settings) => {
             let follower = crate::fleet::follow::Follower::new(
@@ -96,6 +98,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
         }
         None => None,
     };
+    #[cfg(not(feature = "oci"))]
+    let follower: Option<tokio::task::JoinHandle<()>> = None;
     let fleet_status = match config.fleet.status.clone() {
         Some(settings) => {
             let (controller, shutdown) = (controller.clone(), shutdown.clone());

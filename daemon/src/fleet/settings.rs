@@ -113,6 +113,13 @@ impl RawFleet {
             }
             return Ok(None);
         };
+        if !cfg!(feature = "oci") {
+            return Err(anyhow!(
+                "{}: this gatewayd was built without registry updates (cargo feature \"oci\"); \
+                 push bundles with `gatewayctl push`, or install a build with the feature",
+                key("fleet.source")
+            ));
+        }
         let reference = OciReference::parse(source)
             .map_err(|e| anyhow!("{}: {source:?}: {e}", key("fleet.source")))?;
         let poll_interval = match self.poll_interval.as_deref() {
@@ -243,6 +250,21 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "oci"))]
+    fn a_source_is_refused_by_a_build_without_the_registry_client() {
+        let error = parse_all("source = \"oci://127.0.0.1:5000/hello:stable\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with("gatewayd.toml: fleet.source: this gatewayd was built without"),
+            "{error}"
+        );
+        assert!(parse_all("").unwrap().source.is_none());
+    }
+
+    #[test]
+    #[cfg(feature = "oci")]
     fn source_settings_read_with_defaults() {
         let f =
             parse_all("source = \"oci://127.0.0.1:5000/hello:stable\"\ninsecure = true").unwrap();
