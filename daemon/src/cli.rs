@@ -9,18 +9,24 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::Pooling;
 
+/// The runtime-only flavour, as `--version` says it.
+macro_rules! runtime_only {
+    () => {
+        "runtime only: runs precompiled code, cannot compile"
+    };
+}
+
 /// `--version`: the release, and the flavour when it is not the full one
 /// (every flavour installs the same binary name).
 const VERSION: &str = match (crate::engine::CAN_COMPILE, cfg!(feature = "oci")) {
     (true, true) => env!("CARGO_PKG_VERSION"),
-    (false, true) => concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (runtime only: runs precompiled code, cannot compile)"
-    ),
+    (false, true) => concat!(env!("CARGO_PKG_VERSION"), " (", runtime_only!(), ")"),
     (true, false) => concat!(env!("CARGO_PKG_VERSION"), " (no registry updates)"),
     (false, false) => concat!(
         env!("CARGO_PKG_VERSION"),
-        " (runtime only: runs precompiled code, cannot compile; no registry updates)"
+        " (",
+        runtime_only!(),
+        "; no registry updates)"
     ),
 };
 

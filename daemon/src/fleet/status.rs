@@ -22,6 +22,9 @@ use crate::admin::api::Status;
 use crate::shutdown::Shutdown;
 use crate::update::controller::Controller;
 
+/// The longest wait between tries to reach the broker (from 1 s, doubling).
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
 /// The topic filter that matches every gateway's status.
 pub const TOPIC_FILTER: &str = "gatewayd/+/status";
 
@@ -152,7 +155,7 @@ async fn connection(
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.requested() => return Ended::Stopped,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                 }
             },
             _ = ticker.tick() => if connected {
