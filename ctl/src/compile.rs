@@ -51,8 +51,8 @@ pub fn precompile(engines: &Engines, wasm_path: &Path) -> Result<Precompiled> {
         std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
     Ok(Precompiled {
-        runs_on: compiled.target.to_string(),
-        cpu_features: if compiled.target.is_pulley() {
+        runs_on: compiled.slot.target.to_string(),
+        cpu_features: if compiled.slot.target.is_pulley() {
             Vec::new()
         } else {
             engines.profile.cpu_features.clone()

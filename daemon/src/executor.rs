@@ -16,9 +16,9 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::app::App;
-use crate::engine::Engines;
 use crate::engine::budget::InstanceBudget;
 use crate::engine::cache::{CodeCache, Origin};
+use crate::engine::{Calls, Engines};
 use crate::host::allowed_hosts::AllowedHosts;
 use crate::host::wasi::WasiTemplate;
 use crate::host::{self, Grantee, Grants, HostResources, HostState};
@@ -35,6 +35,8 @@ pub struct InstanceLimits {
 pub struct PreparedComponent {
     pub id: Arc<str>,
     pub pre: InstancePre<HostState>,
+    /// How its engine calls it: plain (WASI 0.2) or through the event loop.
+    pub calls: Calls,
     pub code: ComponentCode,
     wasi: WasiTemplate,
     grants: Grants,
@@ -113,8 +115,9 @@ impl Executor {
         let mut compiled_any = false;
         for (id, spec) in &app.components {
             let context = || format!("component \"{id}\"");
-            let (component, target, origin) =
+            let (component, slot, origin) =
                 cache.load(engines, &spec.source).with_context(context)?;
+            let target = &slot.target;
             let (from, fallback_reason) = match &origin {
                 Origin::Cached => ("cache", None),
                 Origin::Compiled { fell_back, .. } => {
@@ -132,17 +135,18 @@ impl Executor {
                 from,
                 fallback_reason,
             };
+            let calls = slot.calls;
             match origin {
                 Origin::Cached => tracing::info!(
                     component = %id,
-                    "loaded precompiled code from the cache ({target})"
+                    "loaded precompiled code from the cache ({target}, {calls})"
                 ),
                 Origin::Compiled {
                     took,
                     fell_back: None,
                 } => tracing::info!(
                     component = %id,
-                    "compiled {} to {target} in {took:.2?} (cached for the next start)",
+                    "compiled {} to {target} ({calls}) in {took:.2?} (cached for the next start)",
                     spec.source.display(),
                 ),
                 Origin::Compiled {
@@ -150,7 +154,7 @@ impl Executor {
                     fell_back: Some(reason),
                 } => tracing::warn!(
                     component = %id,
-                    "running on the {target}, slower than native code: {reason}; \
+                    "running on the {target} ({calls}), slower than native code: {reason}; \
                      compiled {} in {took:.2?} (cached for the next start)",
                     spec.source.display(),
                 ),
@@ -159,7 +163,7 @@ impl Executor {
             let linker = match linkers.iter().position(|(e, _)| Engine::same(e, engine)) {
                 Some(index) => &linkers[index].1,
                 None => {
-                    linkers.push((engine.clone(), host::base_linker(engine)?));
+                    linkers.push((engine.clone(), host::base_linker(engine, slot.calls)?));
                     &linkers.last().expect("just pushed").1
                 }
             };
@@ -189,6 +193,7 @@ impl Executor {
                 Arc::new(PreparedComponent {
                     id,
                     pre,
+                    calls,
                     code,
                     wasi,
                     grants,

@@ -2,7 +2,7 @@
 //! loaded from the state directory afterwards.
 //!
 //! A cache entry is keyed by the sha256 of the wasm bytes and by the engine's
-//! code shape (wasmtime version, target and [`CodeProfile`]), so a changed
+//! code shape (wasmtime version, target, [`Calls`] and [`CodeProfile`]), so a changed
 //! component or engine looks for other entries. The key is ours rather than
 //! wasmtime's `precompile_compatibility_hash`, which exists only in builds
 //! with Cranelift: a runtime-only gateway and a full one find the same
@@ -21,11 +21,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::compile::compile;
-use super::{CodeProfile, CodeTarget, Engines, WASMTIME_VERSION};
+use super::{Calls, CodeProfile, CodeTarget, EngineSlot, Engines, WASMTIME_VERSION};
 
 /// How a component's code was obtained.
 #[derive(Debug)]
@@ -51,7 +50,7 @@ impl CodeCache {
             .with_context(|| format!("creating the code cache folder {}", dir.display()))?;
         let engine_keys = engines
             .all()
-            .map(|(_, target)| engine_key(target, &engines.profile))
+            .map(|slot| engine_key(&slot.target, slot.calls, &engines.profile))
             .collect();
         Ok(Self { dir, engine_keys })
     }
@@ -61,16 +60,16 @@ impl CodeCache {
     }
 
     /// Loads the component at `wasm_path`, from the cache when possible.
-    /// Returns the code target it runs on.
+    /// Returns the engine it runs on.
     pub fn load<'a>(
         &self,
         engines: &'a Engines,
         wasm_path: &Path,
-    ) -> Result<(Component, &'a CodeTarget, Origin)> {
+    ) -> Result<(Component, &'a EngineSlot, Origin)> {
         let wasm =
             std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
         let digest = hex(&Sha256::digest(&wasm));
-        for ((engine, target), key) in engines.all().zip(&self.engine_keys) {
+        for (slot, key) in engines.all().zip(&self.engine_keys) {
             let entry = self.entry(&digest, key);
             if !entry.exists() {
                 continue;
@@ -78,8 +77,8 @@ impl CodeCache {
             // SAFETY: entries are written only by this cache, from this
             // engine's own compilation or from code of a verified bundle that
             // this engine accepted (`adopt`), into the daemon's private state dir.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
-                Ok(component) => return Ok((component, target, Origin::Cached)),
+            match unsafe { Component::deserialize_file(&slot.engine, &entry) } {
+                Ok(component) => return Ok((component, slot, Origin::Cached)),
                 Err(e) => tracing::warn!(
                     "ignoring unreadable cache entry {} ({e}); compiling again",
                     entry.display()
@@ -89,28 +88,28 @@ impl CodeCache {
         let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
         let index = engines
             .all()
-            .position(|(engine, _)| Engine::same(engine, compiled.engine))
+            .position(|slot| std::ptr::eq(slot, compiled.slot))
             .expect("the compiling engine is one of the engines");
         let entry = self.entry(&digest, &self.engine_keys[index]);
         write_atomically(&entry, &compiled.code)
             .with_context(|| format!("writing cache entry {}", entry.display()))?;
         // SAFETY: the bytes were produced by this engine a moment ago.
-        let component = unsafe { Component::deserialize_file(compiled.engine, &entry) }
+        let component = unsafe { Component::deserialize_file(&compiled.slot.engine, &entry) }
             .map_err(anyhow::Error::from)
             .with_context(|| format!("loading freshly compiled {}", entry.display()))?;
         let origin = Origin::Compiled {
             took: compiled.took,
             fell_back: compiled.fell_back,
         };
-        Ok((component, compiled.target, origin))
+        Ok((component, compiled.slot, origin))
     }
 
     /// Takes code precompiled elsewhere for the wasm file whose sha256 is
     /// `digest` into the cache, if one of the engines accepts it: wasmtime
     /// checks that it was compiled by the same wasmtime version for this
-    /// architecture with the same code-shaping settings, and only for CPU
-    /// features this machine has. Returns the target it will run on, or why
-    /// no engine took it.
+    /// architecture and call style with the same code-shaping settings, and
+    /// only for CPU features this machine has. Returns the engine it will run
+    /// on, or why no engine took it.
     ///
     /// Only for code from a verified bundle: loading precompiled code runs
     /// it as native code, with no further checks.
@@ -119,21 +118,21 @@ impl CodeCache {
         engines: &'a Engines,
         digest: &str,
         code: &Path,
-    ) -> Result<&'a CodeTarget, String> {
+    ) -> Result<&'a EngineSlot, String> {
         let mut refusals = Vec::new();
-        for ((engine, target), key) in engines.all().zip(&self.engine_keys) {
+        for (slot, key) in engines.all().zip(&self.engine_keys) {
             let entry = self.entry(digest, key);
             // SAFETY: the caller vouches for the bytes (a verified bundle),
             // and wasmtime checks they fit this engine before mapping them.
-            match unsafe { Component::deserialize_file(engine, code) } {
+            match unsafe { Component::deserialize_file(&slot.engine, code) } {
                 Ok(_) => {
                     return std::fs::read(code)
                         .map_err(anyhow::Error::from)
                         .and_then(|bytes| write_atomically(&entry, &bytes))
-                        .map(|()| target)
+                        .map(|()| slot)
                         .map_err(|e| format!("cannot copy it into the cache: {e:#}"));
                 }
-                Err(e) => refusals.push(format!("{target}: {e}")),
+                Err(e) => refusals.push(format!("{} ({}): {e}", slot.target, slot.calls)),
             }
         }
         Err(refusals.join("; "))
@@ -155,14 +154,15 @@ impl CodeCache {
     }
 }
 
-/// A short stable name for the code an engine for `target` with `profile`
-/// makes. The engine's other settings (component model, async, epoch
-/// interruption) are the same in every gatewayd engine; a change to them in
-/// a new gatewayd comes with a new wasmtime or is caught when loading.
-fn engine_key(target: &CodeTarget, profile: &CodeProfile) -> String {
+/// A short stable name for the code an engine for `target` and `calls`
+/// with `profile` makes. The engine's other settings (component model, async
+/// host calls, epoch interruption) are the same in every gatewayd engine; a
+/// change to them in a new gatewayd comes with a new wasmtime or is caught
+/// when loading.
+fn engine_key(target: &CodeTarget, calls: Calls, profile: &CodeProfile) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!(
-        "wasmtime {WASMTIME_VERSION}; {target:?}; {profile:?}"
+        "wasmtime {WASMTIME_VERSION}; {target:?}; {calls:?}; {profile:?}"
     ));
     hex(&hasher.finalize()[..8])
 }
@@ -243,18 +243,22 @@ mod tests {
     fn engines_with_different_code_shaping_settings_get_different_keys() {
         let board = CodeProfile::default_for(super::super::Arch::Aarch64);
         let target = CodeTarget::for_triple("aarch64-unknown-linux-gnu").unwrap();
-        let key = engine_key(&target, &board);
-        assert_eq!(key, engine_key(&target, &board.clone()));
+        let key = engine_key(&target, Calls::Plain, &board);
+        assert_eq!(key, engine_key(&target, Calls::Plain, &board.clone()));
         let with_features = CodeProfile {
             cpu_features: vec!["has_lse".into()],
             ..board.clone()
         };
-        assert_ne!(key, engine_key(&target, &with_features));
+        assert_ne!(key, engine_key(&target, Calls::Plain, &with_features));
         let smaller = CodeProfile {
             memory_reservation: 64 << 20,
             ..board.clone()
         };
-        assert_ne!(key, engine_key(&target, &smaller));
-        assert_ne!(key, engine_key(&target.fallback().unwrap(), &board));
+        assert_ne!(key, engine_key(&target, Calls::Plain, &smaller));
+        assert_ne!(
+            key,
+            engine_key(&target.fallback().unwrap(), Calls::Plain, &board)
+        );
+        assert_ne!(key, engine_key(&target, Calls::Concurrent, &board));
     }
 }

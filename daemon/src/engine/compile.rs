@@ -13,23 +13,27 @@
 //! the largest function it saw) in the engine for reuse, and in the serving
 //! engines that memory would stay for the life of the process.
 //!
+//! Each target is tried for plain calls first and for concurrent calls if
+//! the plain engine refuses the component (it uses async features, see
+//! [`Calls`]): that refusal comes from validation, before any code is made.
+//!
 //! A runtime-only build has no compiler: [`compile`] fails, naming the code
 //! the gateway needs and how to make it.
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use wasmtime::Engine;
 
-use super::{CodeTarget, Engines};
+#[cfg(feature = "compiler")]
+use super::{Calls, CodeTarget};
+use super::{EngineSlot, Engines};
 
 /// Code for one component.
 pub struct Compiled<'a> {
     pub code: Vec<u8>,
-    /// The engine that produced (and can load) `code`.
-    pub engine: &'a Engine,
-    pub target: &'a CodeTarget,
-    /// Why the primary engine was not used, when it was not.
+    /// The engine whose code `code` is (and which loads it).
+    pub slot: &'a EngineSlot,
+    /// Why the primary target was not used, when it was not.
     pub fell_back: Option<String>,
     pub took: Duration,
 }
@@ -48,40 +52,37 @@ pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Com
     ))
 }
 
-/// Compiles `wasm` (named `what` in errors) with the primary engine, or the
+/// Compiles `wasm` (named `what` in errors) for the primary target, or the
 /// fallback one if Cranelift crashes on it.
 #[cfg(feature = "compiler")]
 pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
     let started = std::time::Instant::now();
-    let crash = match precompile(engines, &engines.primary_target, wasm) {
-        Ok(Ok(code)) => {
-            return Ok(Compiled {
-                code,
-                engine: &engines.primary,
-                target: &engines.primary_target,
-                fell_back: None,
-                took: started.elapsed(),
-            });
-        }
+    let compiled = |(code, calls), target: &CodeTarget, fell_back| {
+        let slot = engines
+            .slot(target, calls)
+            .ok_or_else(|| anyhow!("no engine for {target} ({calls})"))?;
+        Ok(Compiled {
+            code,
+            slot,
+            fell_back,
+            took: started.elapsed(),
+        })
+    };
+    let primary = &engines.primary_target;
+    let crash = match compile_for(engines, primary, wasm) {
+        Ok(Ok(code)) => return compiled(code, primary, None),
         Ok(Err(e)) => return Err(e.context(format!("compiling {what}"))),
         Err(crash) => crash,
     };
     let reason = format!(
-        "Cranelift crashed making {} of it ({crash}), a compiler bug, not a problem with the \
-         component",
-        engines.primary_target
+        "Cranelift crashed making {primary} of it ({crash}), a compiler bug, not a problem with \
+         the component"
     );
-    let Some((engine, target)) = &engines.fallback else {
+    let Some(target) = &engines.fallback_target else {
         return Err(anyhow!("compiling {what}: {reason}"));
     };
-    match precompile(engines, target, wasm) {
-        Ok(Ok(code)) => Ok(Compiled {
-            code,
-            engine,
-            target,
-            fell_back: Some(reason),
-            took: started.elapsed(),
-        }),
+    match compile_for(engines, target, wasm) {
+        Ok(Ok(code)) => compiled(code, target, Some(reason)),
         Ok(Err(e)) => Err(e.context(format!("compiling {what} for the {target} after {reason}"))),
         Err(again) => Err(anyhow!(
             "compiling {what}: {reason}; the {target} crashed too ({again})"
@@ -89,16 +90,34 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
     }
 }
 
-/// `Ok(result)` of the compiler (on an engine for `target` made for this
-/// compile), or `Err(message)` of its panic.
+/// Code for `target`, for plain calls if the component allows them, else
+/// for concurrent ones; `Err` is a compiler crash.
+#[cfg(feature = "compiler")]
+fn compile_for(
+    engines: &Engines,
+    target: &CodeTarget,
+    wasm: &[u8],
+) -> Result<Result<(Vec<u8>, Calls)>, String> {
+    match precompile(engines, target, Calls::Plain, wasm)? {
+        Ok(code) => Ok(Ok((code, Calls::Plain))),
+        // Uses async features, or is not valid at all: the concurrent
+        // engine's answer (code, or the error to report) is the one.
+        Err(_) => Ok(precompile(engines, target, Calls::Concurrent, wasm)?
+            .map(|code| (code, Calls::Concurrent))),
+    }
+}
+
+/// `Ok(result)` of the compiler (on an engine for `target` and `calls` made
+/// for this compile), or `Err(message)` of its panic.
 #[cfg(feature = "compiler")]
 fn precompile(
     engines: &Engines,
     target: &CodeTarget,
+    calls: Calls,
     wasm: &[u8],
 ) -> Result<Result<Vec<u8>>, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let compiler = engines.compiling_engine(target)?;
+        let compiler = engines.compiling_engine(target, calls)?;
         compiler
             .precompile_component(wasm)
             .map_err(anyhow::Error::from)

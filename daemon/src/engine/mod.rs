@@ -1,13 +1,15 @@
 //! The wasmtime engines of the process and how they are configured.
 //!
-//! Every component runs on the primary engine: native code from Cranelift for
+//! Every component runs on a primary engine: native code from Cranelift for
 //! this CPU, or the Pulley interpreter where Cranelift has no backend (armv7).
-//! On 64-bit machines a second, Pulley engine takes the components Cranelift
-//! crashes on (see [`compile`]). Both have the component model, async calls on
-//! fibers and epoch interruption for deadlines. The primary engine uses the
-//! pooling instance allocator (which makes a fresh instance per request cheap)
-//! when the machine can reserve its address space, and falls back to
-//! on-demand allocation, saying why.
+//! On 64-bit machines Pulley engines take the components Cranelift crashes on
+//! (see [`compile`]). Each target has two engines, one per call style
+//! ([`Calls`]): plain for WASI 0.2 components, concurrent for those built on
+//! the component model's async ABI. All have the component model, async host
+//! calls on fibers and epoch interruption for deadlines. The primary engines
+//! use the pooling instance allocator (which makes a fresh instance per
+//! request cheap) when the machine can reserve its address space, and fall
+//! back to on-demand allocation, saying why.
 //!
 //! A runtime-only build (without the `compiler` feature: no Cranelift) has the
 //! same engines but cannot compile: it loads code precompiled for it on a
@@ -16,6 +18,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod calls;
 pub mod compile;
 mod epoch;
 pub mod profile;
@@ -26,6 +29,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use calls::Calls;
 pub use epoch::{EpochTicker, Ticking};
 pub use profile::CodeProfile;
 pub use target::{Arch, CodeTarget};
@@ -93,13 +97,23 @@ impl EngineSettings {
     }
 }
 
+/// One engine and the code it makes: for a target, with a call style.
+pub struct EngineSlot {
+    pub engine: Engine,
+    pub target: CodeTarget,
+    pub calls: Calls,
+}
+
 /// The engines of the process.
 pub struct Engines {
-    pub primary: Engine,
+    /// In order of preference: the primary target's plain and concurrent
+    /// engines, then the fallback's (64-bit machines only).
+    slots: Vec<EngineSlot>,
+    /// The code this machine runs natively (or Pulley on armv7).
     pub primary_target: CodeTarget,
     /// For components Cranelift cannot compile (64-bit machines only).
-    pub fallback: Option<(Engine, CodeTarget)>,
-    /// The code-shaping settings of both engines. Its `cpu_features` are
+    pub fallback_target: Option<CodeTarget>,
+    /// The code-shaping settings of every engine. Its `cpu_features` are
     /// what native code may use beyond what wasmtime detects (or,
     /// precompiling, beyond the baseline).
     pub profile: CodeProfile,
@@ -109,51 +123,80 @@ impl Engines {
     /// Engines producing code for `target` with `profile`, for precompiling
     /// on a build host: nothing is instantiated, so no allocator settings.
     pub fn for_precompiling(target: CodeTarget, profile: &CodeProfile) -> Result<Engines> {
-        let primary = engine_for(&target, profile, None)?;
-        let fallback = match target.fallback() {
-            Some(pulley) => Some((engine_for(&pulley, profile, None)?, pulley)),
-            None => None,
-        };
+        let fallback_target = target.fallback();
+        let mut slots = Vec::new();
+        for target in std::iter::once(&target).chain(&fallback_target) {
+            for calls in Calls::ALL {
+                slots.push(EngineSlot {
+                    engine: engine_for(target, calls, profile, None)?,
+                    target: target.clone(),
+                    calls,
+                });
+            }
+        }
         Ok(Engines {
-            primary,
+            slots,
             primary_target: target,
-            fallback,
+            fallback_target,
             profile: profile.clone(),
         })
     }
 
-    /// A new engine making the same code for `target` (the primary's or the
-    /// fallback's) as this process's engine for it, to compile with and
-    /// drop (see [`compile`]). Allocation settings do not shape code, so the
-    /// pooled engine loads what it makes.
+    /// A new engine making the same code for `target` and `calls` as this
+    /// process's engine for them, to compile with and drop (see [`compile`]).
+    /// Allocation settings do not shape code, so the pooled engine loads what
+    /// it makes.
     #[cfg(feature = "compiler")]
-    pub fn compiling_engine(&self, target: &CodeTarget) -> Result<Engine> {
-        engine_for(target, &self.profile, None)
+    pub fn compiling_engine(&self, target: &CodeTarget, calls: Calls) -> Result<Engine> {
+        engine_for(target, calls, &self.profile, None)
     }
 
-    /// Every engine, primary first.
-    pub fn all(&self) -> impl Iterator<Item = (&Engine, &CodeTarget)> {
-        std::iter::once((&self.primary, &self.primary_target))
-            .chain(self.fallback.as_ref().map(|(e, t)| (e, t)))
+    /// Every engine, in order of preference.
+    pub fn all(&self) -> impl Iterator<Item = &EngineSlot> {
+        self.slots.iter()
+    }
+
+    /// The engine for `target` and `calls`.
+    pub fn slot(&self, target: &CodeTarget, calls: Calls) -> Option<&EngineSlot> {
+        self.slots
+            .iter()
+            .find(|slot| &slot.target == target && slot.calls == calls)
     }
 }
 
 /// Builds this machine's engines; the returned string describes them.
 pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
     let target = CodeTarget::host();
-    let (primary, allocator) = build_primary(settings, &target)?;
-    let fallback = match target.fallback() {
-        // On demand: the fallback engine is rarely used, and a second pool
-        // would double the address space reserved.
-        Some(pulley) => Some((engine_for(&pulley, &settings.profile, None)?, pulley)),
-        None => None,
-    };
-    let mut how = format!("{target}, {allocator}");
-    match &fallback {
-        Some((_, pulley)) if CAN_COMPILE => how.push_str(&format!(
+    let mut slots = Vec::new();
+    let mut allocators = Vec::new();
+    for calls in Calls::ALL {
+        let (engine, allocator) = build_primary(settings, &target, calls)?;
+        slots.push(EngineSlot {
+            engine,
+            target: target.clone(),
+            calls,
+        });
+        allocators.push(allocator);
+    }
+    allocators.dedup();
+    let fallback_target = target.fallback();
+    if let Some(pulley) = &fallback_target {
+        // On demand: the fallback engines are rarely used, and more pools
+        // would reserve more address space.
+        for calls in Calls::ALL {
+            slots.push(EngineSlot {
+                engine: engine_for(pulley, calls, &settings.profile, None)?,
+                target: pulley.clone(),
+                calls,
+            });
+        }
+    }
+    let mut how = format!("{target}, {}", allocators.join(" / "));
+    match &fallback_target {
+        Some(pulley) if CAN_COMPILE => how.push_str(&format!(
             "; components Cranelift cannot compile run on the {pulley}"
         )),
-        Some((_, pulley)) => how.push_str(&format!("; code precompiled for the {pulley} runs too")),
+        Some(pulley) => how.push_str(&format!("; code precompiled for the {pulley} runs too")),
         None => {}
     }
     if !CAN_COMPILE {
@@ -172,51 +215,61 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
     }
     Ok((
         Engines {
-            primary,
+            slots,
             primary_target: target,
-            fallback,
+            fallback_target,
             profile: settings.profile.clone(),
         },
         how,
     ))
 }
 
-fn build_primary(settings: &EngineSettings, target: &CodeTarget) -> Result<(Engine, String)> {
+/// The engine for `target` and `calls`, with the pooling allocator if the
+/// settings ask for it and it can be set up. Each call style has its own
+/// pool; the process-wide instance bound (one semaphore) keeps the two
+/// together within `max_instances`.
+fn build_primary(
+    settings: &EngineSettings,
+    target: &CodeTarget,
+    calls: Calls,
+) -> Result<(Engine, String)> {
     if settings.pooling != Pooling::Off {
-        match engine_for(target, &settings.profile, Some(settings)) {
+        match engine_for(target, calls, &settings.profile, Some(settings)) {
             Ok(engine) => {
                 let how = format!("pooling allocator, {} instances", settings.max_instances);
                 return Ok((engine, how));
             }
             Err(e) if settings.pooling == Pooling::Auto => {
                 tracing::warn!(
-                    "pooling allocator unavailable ({e:#}); allocating instances on demand \
-                     (a smaller max_instances or engine.memory_reservation may let the pool fit \
-                     this machine's address space)"
+                    "pooling allocator unavailable for {calls} ({e:#}); allocating instances \
+                     on demand (a smaller max_instances or engine.memory_reservation may let \
+                     the pool fit this machine's address space)"
                 );
             }
             Err(e) => return Err(e.context("setting up the pooling allocator")),
         }
     }
-    let engine = engine_for(target, &settings.profile, None)?;
+    let engine = engine_for(target, calls, &settings.profile, None)?;
     Ok((engine, "on-demand allocation".to_string()))
 }
 
-/// One engine for `target`; with `pool`, using the pooling allocator sized
-/// by those settings. Code-shaping settings come from `profile` only, so
-/// engines that differ in allocation still load each other's code.
+/// One engine for `target` and `calls`; with `pool`, using the pooling
+/// allocator sized by those settings. Code-shaping settings come from
+/// `profile` and `calls` only, so engines that differ in allocation still
+/// load each other's code.
 fn engine_for(
     target: &CodeTarget,
+    calls: Calls,
     profile: &CodeProfile,
     pool: Option<&EngineSettings>,
 ) -> Result<Engine> {
-    let mut config = profile.wasmtime_config(target)?;
+    let mut config = profile.wasmtime_config(target, calls)?;
     if let Some(settings) = pool {
         use_pool(&mut config, settings);
     }
     Engine::new(&config)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("creating the wasmtime engine for {target}"))
+        .with_context(|| format!("creating the wasmtime engine for {target} ({calls})"))
 }
 
 fn use_pool(config: &mut Config, settings: &EngineSettings) {
@@ -294,8 +347,23 @@ mod tests {
         let (engines, how) = build(&EngineSettings::defaults()).unwrap();
         assert!(how.contains("pooling"), "{how}");
         assert_eq!(
-            engines.fallback.is_some(),
+            engines.fallback_target.is_some(),
             cfg!(target_pointer_width = "64")
+        );
+        // Each target has a plain and a concurrent engine, plain first.
+        let slots: Vec<_> = engines.all().map(|s| (s.target.clone(), s.calls)).collect();
+        let host = CodeTarget::host();
+        assert_eq!(
+            slots[..2],
+            [(host.clone(), Calls::Plain), (host, Calls::Concurrent)]
+        );
+        assert_eq!(
+            slots.len(),
+            if engines.fallback_target.is_some() {
+                4
+            } else {
+                2
+            }
         );
     }
 }

@@ -6,6 +6,7 @@
 
 use wasmtime::Config;
 
+use super::calls::Calls;
 use super::target::{Arch, CodeTarget};
 
 /// Memory layout and CPU features of compiled code.
@@ -59,13 +60,13 @@ impl CodeProfile {
         }
     }
 
-    /// A wasmtime configuration producing this profile's code for `target`,
-    /// with the features every gatewayd engine has (component model, async,
-    /// epoch interruption).
-    pub fn wasmtime_config(&self, target: &CodeTarget) -> anyhow::Result<Config> {
+    /// A wasmtime configuration producing this profile's code for `target`
+    /// and `calls`, with the features every gatewayd engine has (component
+    /// model, async host calls on fibers, epoch interruption).
+    pub fn wasmtime_config(&self, target: &CodeTarget, calls: Calls) -> anyhow::Result<Config> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.wasm_component_model_async(true);
+        calls.configure(&mut config);
         config.epoch_interruption(true);
         if let Some(triple) = target.wasmtime_target() {
             config
@@ -111,7 +112,9 @@ mod tests {
             cpu_features: vec!["has_teleport".into()],
             ..x86
         };
-        let config = bogus.wasmtime_config(&CodeTarget::host()).unwrap();
+        let config = bogus
+            .wasmtime_config(&CodeTarget::host(), Calls::Plain)
+            .unwrap();
         let err = wasmtime::Engine::new(&config).err().unwrap().to_string();
         assert!(err.contains("has_teleport"), "{err}");
     }

@@ -8,7 +8,10 @@
 //!   leases, say), made once per generation;
 //! - `grant`: what one component was granted, from its manifest entry and
 //!   the process-wide [`HostResources`], cloned cheaply into each instance;
-//! - `add_to_linker`: its host functions.
+//! - `add_to_linker`: its host functions of the Spin SDK 5 generation
+//!   (`fermyon:spin`, plain functions), and `add_async_to_linker`: those of
+//!   the SDK 6/7 generation (`async func`s), which only engines for
+//!   concurrent calls can link.
 //!
 //! `host/mod.rs` lists the capabilities once (`capabilities!`); the executor
 //! iterates over that list and imports none of them.
@@ -34,6 +37,7 @@ pub trait Capability: Clone + Send + Sync + Sized + 'static {
     /// What `component` may do.
     fn grant(component: &Grantee<'_>, generation: &Arc<Self::Generation>) -> Result<Self>;
     fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()>;
+    fn add_async_to_linker(linker: &mut Linker<HostState>) -> Result<()>;
 }
 
 /// What the process gives capabilities, for every generation.

@@ -30,6 +30,7 @@ use anyhow::{Context as _, Result};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 
+use crate::engine::Calls;
 use crate::engine::budget::InstanceBudget;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -65,9 +66,13 @@ macro_rules! capabilities {
             }
         }
 
-        fn link_capabilities(linker: &mut Linker<HostState>) -> Result<()> {
+        fn link_capabilities(linker: &mut Linker<HostState>, calls: Calls) -> Result<()> {
             $(<$grant as Capability>::add_to_linker(linker)
                 .with_context(|| format!("linking {}", stringify!($field)))?;)*
+            if calls == Calls::Concurrent {
+                $(<$grant as Capability>::add_async_to_linker(linker)
+                    .with_context(|| format!("linking {} (async)", stringify!($field)))?;)*
+            }
             Ok(())
         }
 
@@ -137,9 +142,11 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// The linker with every capability the gateway implements, shared by all
-/// components of all apps (built once per engine).
-pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
+/// The linker with every capability the gateway implements for an engine
+/// making `calls`, shared by all components of all apps (built once per
+/// engine). WASI 0.3 and the async generation of Spin's interfaces need
+/// concurrent calls: a plain engine's components cannot import them anyway.
+pub fn base_linker(engine: &Engine, calls: Calls) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     // WASI 0.2: the whole CLI world (filesystem, clocks, random, stdio, and
     // sockets, which the per-instance WasiCtx denies), plus outbound wasi:http.
@@ -149,14 +156,16 @@ pub fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking wasi:http 0.2")?;
-    // WASI 0.3 for components built with Spin SDK 7 / wasip3.
-    wasmtime_wasi::p3::add_to_linker(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("linking WASI 0.3")?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("linking wasi:http 0.3")?;
-    link_capabilities(&mut linker)?;
+    if calls == Calls::Concurrent {
+        // WASI 0.3 for components built with Spin SDK 7 / wasip3.
+        wasmtime_wasi::p3::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI 0.3")?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http 0.3")?;
+    }
+    link_capabilities(&mut linker, calls)?;
     Ok(linker)
 }
 

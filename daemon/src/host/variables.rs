@@ -72,12 +72,15 @@ impl Capability for Variables {
         Ok(Self::new(component.spec.variables.clone()))
     }
 
-    /// Both generations of the variables interface.
     fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         v2::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
             &mut state.grants.variables
         })
         .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    fn add_async_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         v3::add_to_linker::<HostState, VariablesCapability>(linker, |state| {
             &mut state.grants.variables
         })

@@ -40,7 +40,7 @@ fn record_in_metrics(
     mqtt: &Arc<MqttConnections>,
 ) {
     let metrics = crate::metrics::global();
-    let pulley = engines.all().next().is_some_and(|(_, t)| t.is_pulley());
+    let pulley = engines.primary_target.is_pulley();
     metrics.process.engine_built(pulley);
     let slots = instances.available_permits();
     metrics.instances.slots.set(slots as i64);
@@ -110,7 +110,7 @@ impl Runtime {
         crate::state_dir::ensure_private_dir(&options.state_dir)?;
         let (engines, description) = engine::build(&options.engine)?;
         tracing::info!("engine ready: {description}");
-        let ticker = EpochTicker::start(engines.all().map(|(e, _)| e.clone()).collect())
+        let ticker = EpochTicker::start(engines.all().map(|slot| slot.engine.clone()).collect())
             .context("starting the epoch ticker")?;
         let cache = CodeCache::new(&engines, options.state_dir.join("cache"))?;
         let max_memory = usize::try_from(options.engine.max_instance_memory)

@@ -41,11 +41,13 @@ pub fn adopt(engines: &Engines, cache: &CodeCache, manifest: &BundleManifest, ro
             continue;
         }
         match cache.adopt(engines, &source.sha256, &root.join(&entry.code)) {
-            Ok(target) => tracing::info!(
-                "{}: using the code precompiled for {} shipped in the bundle ({target}); \
+            Ok(slot) => tracing::info!(
+                "{}: using the code precompiled for {} shipped in the bundle ({}, {}); \
                  no compiling here",
                 entry.source,
-                entry.target
+                entry.target,
+                slot.target,
+                slot.calls
             ),
             Err(reason) => tracing::warn!(
                 "{}: the bundle's code precompiled for {} does not fit this gateway \

@@ -220,12 +220,15 @@ impl Capability for KeyValue {
         ))
     }
 
-    /// Both generations of the key-value interface.
     fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::fermyon::spin::key_value::add_to_linker::<HostState, KeyValueCapability>(
             linker, view,
         )
         .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    fn add_async_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::spin::key_value::key_value::add_to_linker::<HostState, KeyValueCapability>(
             linker, view,
         )

@@ -319,12 +319,15 @@ impl Capability for Mqtt {
         ))
     }
 
-    /// Both generations of the MQTT interface.
     fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::fermyon::spin::mqtt::add_to_linker::<HostState, MqttCapability>(
             linker, view,
         )
         .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    fn add_async_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::spin::mqtt::mqtt::add_to_linker::<HostState, MqttCapability>(linker, view)
             .map_err(anyhow::Error::from)?;
         Ok(())

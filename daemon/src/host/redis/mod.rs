@@ -347,12 +347,15 @@ impl Capability for Redis {
         ))
     }
 
-    /// Both generations of the Redis interface.
     fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::fermyon::spin::redis::add_to_linker::<HostState, RedisCapability>(
             linker, view,
         )
         .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    fn add_async_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         super::bindings::spin::redis::redis::add_to_linker::<HostState, RedisCapability>(
             linker, view,
         )

@@ -1,5 +1,7 @@
-//! One component's request handler: wasmtime-wasi-http's `ProxyHandler`, fed
-//! with instances from the executor.
+//! One component's request handler. A component compiled for concurrent
+//! calls is served by wasmtime-wasi-http's `ProxyHandler`, fed with instances
+//! from the executor; a WASI 0.2 component compiled for plain calls by the
+//! direct path in [`super::plain`].
 //!
 //! A WASI 0.2 component gets a fresh instance for every request (isolation is
 //! the contract). A WASI 0.3 component may serve several requests, bounded in
@@ -27,6 +29,11 @@ use wasmtime_wasi_http::handler::{
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 
+use http::{Request, Response};
+use wasmtime_wasi_http::WasiBody;
+
+use super::plain::PlainHandler;
+use crate::engine::Calls;
 use crate::executor::PreparedComponent;
 use crate::host::HostState;
 use crate::metrics::instances::ComponentMetrics;
@@ -59,6 +66,51 @@ pub enum HttpExport {
     P3,
 }
 
+/// How a component's requests are served.
+pub enum Handler {
+    /// wasmtime-wasi-http's handler, on an engine with concurrent calls.
+    Worker(ProxyHandler<ComponentHandler>),
+    /// A WASI 0.2 component compiled for plain calls.
+    Plain(PlainHandler),
+}
+
+impl Handler {
+    /// The handler for a prepared component; fails if it exports no
+    /// `wasi:http` handler.
+    pub fn new(
+        component: Arc<PreparedComponent>,
+        instances: Arc<Semaphore>,
+        reuse: &ReusePolicy,
+        request_timeout: Option<Duration>,
+    ) -> Result<(Handler, HttpExport)> {
+        if component.calls == Calls::Concurrent {
+            let (handler, export) =
+                ComponentHandler::new(component, instances, reuse, request_timeout)?;
+            return Ok((Handler::Worker(handler), export));
+        }
+        // A plain engine refuses WASI 0.3 components: only 0.2 is left.
+        let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(component.pre.clone())
+            .map_err(|_| no_http_export(&component.id))?;
+        let handler = PlainHandler::new(component, pre, instances, request_timeout);
+        Ok((Handler::Plain(handler), HttpExport::P2))
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<WasiBody>) -> wasmtime::Result<Response<WasiBody>> {
+        match self {
+            Handler::Worker(handler) => handler.handle((), request).await,
+            Handler::Plain(handler) => handler.handle(request).await,
+        }
+    }
+}
+
+fn no_http_export(id: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "component \"{id}\" exports no HTTP handler: expected \
+         wasi:http/incoming-handler@0.2.x or wasi:http/handler@0.3.x"
+    )
+}
+
 pub struct ComponentHandler {
     component: Arc<PreparedComponent>,
     pre: ProxyPre<HostState>,
@@ -71,7 +123,7 @@ pub struct ComponentHandler {
 
 impl ComponentHandler {
     /// Wraps a prepared component; fails if it exports no `wasi:http` handler.
-    pub fn new(
+    fn new(
         component: Arc<PreparedComponent>,
         instances: Arc<Semaphore>,
         reuse: &ReusePolicy,
@@ -83,11 +135,7 @@ impl ComponentHandler {
                 Err(_) => {
                     match wasmtime_wasi_http::p2::bindings::ProxyPre::new(component.pre.clone()) {
                         Ok(pre) => (ProxyPre::P2(pre), HttpExport::P2),
-                        Err(_) => anyhow::bail!(
-                            "component \"{}\" exports no HTTP handler: expected \
-                         wasi:http/incoming-handler@0.2.x or wasi:http/handler@0.3.x",
-                            component.id
-                        ),
+                        Err(_) => return Err(no_http_export(&component.id)),
                     }
                 }
             };
@@ -232,24 +280,40 @@ impl WorkerState for Worker {
         // A trap surfaces here, with the guest's backtrace; the request that
         // hit it has already been answered with a 500.
         if let Err(e) = result {
-            let component = &*self.component_id;
-            if self.expired.load(Ordering::Relaxed) || e.is::<ExpirationError>() {
-                self.metrics.timeouts.inc();
-                tracing::warn!(
-                    component,
-                    "instance stopped: it ran past the request deadline"
-                );
-            } else if !std::thread::panicking() && crate::shutdown::process_is_stopping() {
+            let timed_out = self.expired.load(Ordering::Relaxed) || e.is::<ExpirationError>();
+            if !timed_out && !std::thread::panicking() && crate::shutdown::process_is_stopping() {
                 // wasmtime-wasi-http reports a worker dropped unfinished as a
                 // failure, panic or not: an idle reused instance dropped with
                 // its runtime at shutdown is none.
-                tracing::debug!(component, "instance dropped unfinished (shutting down)");
+                tracing::debug!(
+                    component = &*self.component_id,
+                    "instance dropped unfinished (shutting down)"
+                );
             } else {
-                self.metrics.traps.inc();
-                tracing::error!(component, "instance failed: {}", e.root_cause());
-                tracing::debug!(component, "instance failure in full: {e:?}");
+                record_failure(&self.component_id, &self.metrics, timed_out, &e);
             }
         }
         drop(store);
+    }
+}
+
+/// Counts and logs an instance that ended in failure (with either handler);
+/// the request, if it was still unanswered, gets its own line.
+pub(super) fn record_failure(
+    component: &str,
+    metrics: &ComponentMetrics,
+    timed_out: bool,
+    error: &wasmtime::Error,
+) {
+    if timed_out {
+        metrics.timeouts.inc();
+        tracing::warn!(
+            component,
+            "instance stopped: it ran past the request deadline"
+        );
+    } else {
+        metrics.traps.inc();
+        tracing::error!(component, "instance failed: {}", error.root_cause());
+        tracing::debug!(component, "instance failure in full: {error:?}");
     }
 }

@@ -11,6 +11,7 @@ mod admission;
 mod handler;
 mod headers;
 pub mod path;
+mod plain;
 pub mod probe;
 pub mod router;
 mod server;
@@ -30,14 +31,12 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{
-    ExpirationError, InstantiationError, ProxyHandler, TrapOrPanicError,
-};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 
 use crate::app::{App, HttpHandler, StaticResponse};
 use crate::executor::Executor;
 use crate::metrics::http::{HttpRoute, STATIC, UNROUTED};
-pub use handler::{ComponentHandler, HttpExport, ReusePolicy};
+pub use handler::{Handler, HttpExport, ReusePolicy};
 use router::Router;
 pub use server::{Listeners, requests_served, serve};
 pub use slot::AppSlot;
@@ -57,7 +56,7 @@ pub struct HttpOptions {
 /// and draining one thread never cuts off another's.
 pub struct HttpApp {
     router: Router,
-    handlers: BTreeMap<String, ProxyHandler<ComponentHandler>>,
+    handlers: BTreeMap<String, Handler>,
     exports: BTreeMap<String, HttpExport>,
     request_timeout: Option<Duration>,
     max_body: u64,
@@ -87,7 +86,7 @@ impl HttpApp {
             let component = executor.component(id).ok_or_else(|| {
                 anyhow::anyhow!("trigger \"{}\": no component \"{id}\"", trigger.id)
             })?;
-            let (handler, export) = ComponentHandler::new(
+            let (handler, export) = Handler::new(
                 component.clone(),
                 instances.clone(),
                 &options.reuse,
@@ -192,7 +191,7 @@ impl HttpApp {
                 })
                 .boxed_unsync()
         });
-        let response = match handler.handle((), request).await {
+        let response = match handler.handle(request).await {
             Ok(response) => response,
             Err(error) => {
                 let past_deadline = self.request_timeout.is_some_and(|t| started.elapsed() >= t);
@@ -227,6 +226,10 @@ fn error_response(
     // failed at or past its deadline timed out.
     if let Some(e) = error.downcast_ref::<InstantiationError<()>>() {
         tracing::error!(component, %uri, "could not instantiate: {:?}", e.error);
+        return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
+    }
+    if let Some(e) = error.downcast_ref::<plain::NotInstantiated>() {
+        tracing::error!(component, %uri, "{e}");
         return text_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
     }
     if error.is::<ExpirationError>() || past_deadline {
