@@ -124,15 +124,9 @@ impl Engines {
     /// on a build host: nothing is instantiated, so no allocator settings.
     pub fn for_precompiling(target: CodeTarget, profile: &CodeProfile) -> Result<Engines> {
         let fallback_target = target.fallback();
-        let mut slots = Vec::new();
-        for target in std::iter::once(&target).chain(&fallback_target) {
-            for calls in Calls::ALL {
-                slots.push(EngineSlot {
-                    engine: engine_for(target, calls, profile, None)?,
-                    target: target.clone(),
-                    calls,
-                });
-            }
+        let mut slots = unpooled_slots(&target, profile)?;
+        if let Some(pulley) = &fallback_target {
+            slots.extend(unpooled_slots(pulley, profile)?);
         }
         Ok(Engines {
             slots,
@@ -183,13 +177,7 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
     if let Some(pulley) = &fallback_target {
         // On demand: the fallback engines are rarely used, and more pools
         // would reserve more address space.
-        for calls in Calls::ALL {
-            slots.push(EngineSlot {
-                engine: engine_for(pulley, calls, &settings.profile, None)?,
-                target: pulley.clone(),
-                calls,
-            });
-        }
+        slots.extend(unpooled_slots(pulley, &settings.profile)?);
     }
     let mut how = format!("{target}, {}", allocators.join(" / "));
     match &fallback_target {
@@ -222,6 +210,20 @@ pub fn build(settings: &EngineSettings) -> Result<(Engines, String)> {
         },
         how,
     ))
+}
+
+/// An engine per call style for `target`, allocating instances on demand.
+fn unpooled_slots(target: &CodeTarget, profile: &CodeProfile) -> Result<Vec<EngineSlot>> {
+    Calls::ALL
+        .into_iter()
+        .map(|calls| {
+            Ok(EngineSlot {
+                engine: engine_for(target, calls, profile, None)?,
+                target: target.clone(),
+                calls,
+            })
+        })
+        .collect()
 }
 
 /// The engine for `target` and `calls`, with the pooling allocator if the
