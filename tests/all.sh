@@ -19,6 +19,9 @@ bash yocto/check.sh
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 mkdir -p "$target_dir"
 log="$target_dir/board-builds.log"
+# Only this run's packages: CI's build cache outlives runs, and the package
+# tests check every package file they find.
+rm -rf "$target_dir/packages"
 # Job control gives the background builds their own process group, so a
 # failure here stops all of them (cargo and its rustc children).
 set -m
