@@ -17,9 +17,18 @@ for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
             ld.lld:lld; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# armv7's linker (cross/armv7-linker), installed at one path for every
+# clone: cargo passes the linker to each rustc it runs for the target, so a
+# path inside the clone made every clone rebuild all armv7 crates in CI's
+# shared build cache.
+linker=/usr/local/bin/gatewayd-armv7-linker
+if ! cmp -s "$(dirname "$0")/armv7-linker" "$linker"; then
+  $sudo install -m 0755 "$(dirname "$0")/armv7-linker" "$linker"
 fi
