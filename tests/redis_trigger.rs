@@ -81,7 +81,11 @@ async fn a_poison_message_ends_in_the_dead_letter_channel() {
     assert_eq!(dead, 2, "{received:?}\n{}", gw.logs());
     assert!(has(&received, "reply", "v5:next"), "{received:?}");
     assert!(has(&received, "reply", "v7:next"), "{received:?}");
-    assert!(gw.logs().contains("moved to the dead-letter channel"));
+    assert!(
+        gw.wait_for_log("moved to the dead-letter channel", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,7 +76,7 @@ async fn idle_http_connections_take_neither_descriptors_nor_other_clients_slots(
     }
     assert_eq!(service.status()["version"], "1.0.0");
     assert!(
-        gw.logs().contains("closing connections from 127.0.0.2"),
+        gw.wait_for_log("closing connections from 127.0.0.2", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a gateway may take to become ready (includes compiling components
@@ -115,6 +116,8 @@ pub struct Gateway {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// The threads that copy its stdout and stderr into `log`.
+    log_readers: Vec<JoinHandle<()>>,
     /// What gatewayd sent on its sd_notify socket since the last look; a
     /// thread drains the socket as a service manager does (a full queue
     /// would make gatewayd drop messages).
@@ -242,23 +245,11 @@ impl Gateway {
         // Both pipes are drained by threads for the whole life of the process,
         // so a chatty gateway never blocks on a full pipe.
         let stdout = child.stdout.take().unwrap();
-        std::thread::spawn({
-            let log = log.clone();
-            move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push_str(&format!("{line}\n"));
-                }
-            }
-        });
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn({
-            let log = log.clone();
-            move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push_str(&format!("{line}\n"));
-                }
-            }
-        });
+        let log_readers = vec![
+            copy_lines(stdout, log.clone()),
+            copy_lines(stderr, log.clone()),
+        ];
 
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut buffer = [0u8; 4096];
@@ -293,13 +284,14 @@ impl Gateway {
                         child: Some(child),
                         addr,
                         log,
+                        log_readers,
                         notifications,
                         _notify_dir: notify_dir,
                     });
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100)); // let the log threads finish
+                finish_reading(&log_readers);
                 return Err(format!(
                     "gatewayd exited with {status} before it was ready:\n{}",
                     log.lock().unwrap()
@@ -373,6 +365,7 @@ impl Gateway {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                finish_reading(&self.log_readers);
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -390,7 +383,27 @@ impl Drop for Gateway {
     }
 }
 
-/// An HTTP client with a bounded timeout per request.
+/// A thread that appends each line `pipe` gives to `log` until it closes.
+fn copy_lines(
+    pipe: impl std::io::Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    })
+}
+
+/// Once the process has exited, waits (bounded) for its last lines to reach
+/// the log, so a test that looks at the log after an exit sees all of it.
+fn finish_reading(readers: &[JoinHandle<()>]) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !readers.iter().all(JoinHandle::is_finished) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A capability's connection pool refused a new connection: the example
 /// component answered 502 with the guest error, and the log says why.
 pub fn assert_too_many_connections(gw: &Gateway, (status, body): (u16, String)) {
@@ -400,13 +413,16 @@ pub fn assert_too_many_connections(gw: &Gateway, (status, body): (u16, String)) 
         "{}",
         gw.logs()
     );
+    // The log is read by another thread: the line may land just after the
+    // response does.
     assert!(
-        gw.logs().contains("too many open connections"),
+        gw.wait_for_log("too many open connections", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
 }
 
+/// An HTTP client with a bounded timeout per request.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
