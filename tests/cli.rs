@@ -50,6 +50,86 @@ fn second_start_loads_compiled_code_from_the_cache() {
     );
 }
 
+/// `bytes` (a component) with a custom section appended: the same code under
+/// another sha256, as a rebuild that changed only metadata gives.
+fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
+    let name = b"gatewayd-test";
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128, "one-byte LEB128 sizes only");
+    let mut out = bytes.to_vec();
+    out.extend([0, size as u8, name.len() as u8]);
+    out.extend(name);
+    out.extend(payload);
+    out
+}
+
+/// "reusing N of its M functions" of the log's compile line, as (N, M).
+fn reused_functions(gw: &Gateway) -> Option<(usize, usize)> {
+    let logs = gw.logs();
+    let line = logs.lines().find(|l| l.contains(": compiled "))?;
+    let rest = line.split("reusing ").nth(1)?;
+    let mut words = rest.split(' ');
+    let reused = words.next()?.parse().ok()?;
+    let total = words.nth(2)?.parse().ok()?;
+    Some((reused, total))
+}
+
+#[test]
+fn a_changed_component_reuses_the_functions_compiled_before() {
+    let state = tempfile::tempdir().unwrap();
+    let app = tempfile::tempdir().unwrap();
+    let wasm =
+        std::fs::read(examples().join("target/wasm32-wasip2/release/hello_wstd.wasm")).unwrap();
+    std::fs::write(
+        app.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"a\"\n[[trigger.http]]\n\
+         route = \"/\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n",
+    )
+    .unwrap();
+    let start = |version: &[u8], args: &'static [&'static str]| {
+        std::fs::write(
+            app.path().join("c.wasm"),
+            with_custom_section(&wasm, version),
+        )
+        .unwrap();
+        let gw = Gateway::start_with(
+            app.path(),
+            Options {
+                args,
+                ..in_state(&state)
+            },
+        );
+        assert!(
+            gw.wait_for_log(": compiled ", Duration::from_secs(5)),
+            "{}",
+            gw.logs()
+        );
+        gw
+    };
+    let functions = state.path().join("cache/functions.sqlite");
+    // A first compile reuses only what the component holds twice.
+    let first = start(b"1", &[]);
+    assert!(
+        reused_functions(&first).is_none_or(|(reused, total)| reused < total),
+        "{}",
+        first.logs()
+    );
+    drop(first);
+    assert!(functions.exists());
+    // Not in the code cache (another sha256), yet its functions are known:
+    // about 95 % of them (a few come out of each process with another key),
+    // against under 40 % without the first compile's.
+    let second = start(b"2", &[]);
+    let (reused, total) = reused_functions(&second).unwrap_or_else(|| panic!("{}", second.logs()));
+    assert!(total > 100, "{}", second.logs());
+    assert!(reused * 10 >= total * 9, "{}", second.logs());
+    drop(second);
+    // Turned off: compiled from scratch, and the file goes.
+    let third = start(b"3", &["--function-cache-size", "0"]);
+    assert_eq!(reused_functions(&third), None, "{}", third.logs());
+    assert!(!functions.exists());
+}
+
 #[test]
 fn a_corrupt_cache_entry_is_recompiled_not_fatal() {
     let state = tempfile::tempdir().unwrap();

@@ -49,7 +49,7 @@ pub struct Precompiled {
 pub fn precompile(engines: &Engines, wasm_path: &Path) -> Result<Precompiled> {
     let wasm =
         std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
+    let compiled = compile(engines, &wasm, &wasm_path.display().to_string(), None)?;
     Ok(Precompiled {
         runs_on: compiled.slot.target.to_string(),
         cpu_features: if compiled.slot.target.is_pulley() {

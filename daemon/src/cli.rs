@@ -191,6 +191,13 @@ pub struct UpArgs {
     #[arg(long = "cpu-feature", value_name = "FLAG")]
     pub cpu_features: Vec<String>,
 
+    /// Compiled functions kept in the state dir for later compiles: a changed
+    /// component recompiles only the functions that changed, and an app's
+    /// components share what they have in common. The least recently used go
+    /// past this size; 0 turns it off (and deletes the file).
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub function_cache_size: u64,
+
     /// Requests a WASI 0.3 instance may serve before it is replaced.
     #[arg(long, default_value_t = 128)]
     pub max_instance_reuse_count: usize,

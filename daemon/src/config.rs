@@ -144,6 +144,7 @@ struct RawEngine {
     memory_guard_size: Option<String>,
     memory_reservation_for_growth: Option<String>,
     cpu_features: Option<Vec<String>>,
+    function_cache_size: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -438,6 +439,9 @@ fn engine_settings(
     }
     if let Some(n) = raw.warm_slots {
         settings.warm_slots = n;
+    }
+    if let Some(value) = &raw.function_cache_size {
+        settings.function_cache_size = bytes("engine.function_cache_size", value)?;
     }
     let profile = &mut settings.profile;
     if let Some(value) = &raw.memory_reservation {

@@ -144,14 +144,17 @@ impl Executor {
                 Origin::Compiled {
                     took,
                     fell_back: None,
+                    reuse,
                 } => tracing::info!(
                     component = %id,
-                    "compiled {} to {target} ({calls}) in {took:.2?} (cached for the next start)",
+                    "compiled {} to {target} ({calls}) in {took:.2?}{} (cached for the next start)",
                     spec.source.display(),
+                    reused_functions(reuse),
                 ),
                 Origin::Compiled {
                     took,
                     fell_back: Some(reason),
+                    ..
                 } => tracing::warn!(
                     component = %id,
                     "running on the {target} ({calls}), slower than native code: {reason}; \
@@ -223,6 +226,18 @@ impl Executor {
     }
 }
 
+/// ", reusing N of M functions compiled before" when the function cache
+/// gave something, for the line that says a component was compiled.
+fn reused_functions(reuse: Option<crate::engine::function_cache::Reuse>) -> String {
+    match reuse {
+        Some(reuse) if reuse.reused > 0 => format!(
+            ", reusing {} of its {} functions compiled before",
+            reuse.reused, reuse.functions
+        ),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +276,7 @@ mod tests {
     fn load(dir: &Path, max_memory: usize) -> Executor {
         let app = crate::app::load(&dir.join("spin.toml")).unwrap();
         let (engines, _) = crate::engine::build(&EngineSettings::defaults()).unwrap();
-        let cache = CodeCache::new(&engines, dir.join("cache")).unwrap();
+        let cache = CodeCache::new(&engines, dir.join("cache"), 0).unwrap();
         let stores = Stores::open(
             &dir.join("kv"),
             &Default::default(),

@@ -14,9 +14,12 @@
 //! `Component::deserialize_file`, which maps the file: instances share its pages.
 //! Code precompiled on a build host and shipped in a verified bundle enters the
 //! cache through [`CodeCache::adopt`], once an engine has accepted it.
+//! Beside the entries, `functions.sqlite` keeps compiled functions for the
+//! next compile of a changed component ([`super::function_cache`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -24,6 +27,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::compile::compile;
+use super::function_cache::{FunctionCache, Reuse};
 use super::{Calls, CodeProfile, CodeTarget, EngineSlot, Engines, WASMTIME_VERSION};
 
 /// How a component's code was obtained.
@@ -34,6 +38,9 @@ pub enum Origin {
         took: Duration,
         /// Why the fallback engine compiled it, if it did.
         fell_back: Option<String>,
+        /// The functions compiled before that it reused, when the function
+        /// cache could be used.
+        reuse: Option<Reuse>,
     },
 }
 
@@ -42,17 +49,25 @@ pub struct CodeCache {
     dir: PathBuf,
     /// One key per engine, in the order of `Engines::all`.
     engine_keys: Vec<String>,
+    /// Bytes of compiled functions kept for later compiles (0: no function cache).
+    function_cache_size: u64,
 }
 
 impl CodeCache {
-    pub fn new(engines: &Engines, dir: PathBuf) -> Result<Self> {
+    /// The cache in `dir`, with a function cache of up to
+    /// `function_cache_size` bytes (0: none).
+    pub fn new(engines: &Engines, dir: PathBuf, function_cache_size: u64) -> Result<Self> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the code cache folder {}", dir.display()))?;
         let engine_keys = engines
             .all()
             .map(|slot| engine_key(&slot.target, slot.calls, &engines.profile))
             .collect();
-        Ok(Self { dir, engine_keys })
+        Ok(Self {
+            dir,
+            engine_keys,
+            function_cache_size,
+        })
     }
 
     fn entry(&self, digest: &str, key: &str) -> PathBuf {
@@ -85,7 +100,19 @@ impl CodeCache {
                 ),
             }
         }
-        let compiled = compile(engines, &wasm, &wasm_path.display().to_string())?;
+        let functions = self.functions();
+        let compiled = compile(
+            engines,
+            &wasm,
+            &wasm_path.display().to_string(),
+            functions.clone(),
+        )?;
+        let reuse = functions.and_then(|functions| {
+            functions
+                .finish()
+                .map_err(|e| tracing::warn!("could not save compiled functions: {e:#}"))
+                .ok()
+        });
         let index = engines
             .all()
             .position(|slot| std::ptr::eq(slot, compiled.slot))
@@ -100,8 +127,29 @@ impl CodeCache {
         let origin = Origin::Compiled {
             took: compiled.took,
             fell_back: compiled.fell_back,
+            reuse,
         };
         Ok((component, compiled.slot, origin))
+    }
+
+    /// The function cache for one compile, if this build compiles and the
+    /// file can be opened (without it, the compile starts from scratch).
+    fn functions(&self) -> Option<Arc<FunctionCache>> {
+        let path = self.dir.join("functions.sqlite");
+        if !super::CAN_COMPILE {
+            return None;
+        }
+        if self.function_cache_size == 0 {
+            // Turned off: no file left behind taking space either.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            return None;
+        }
+        FunctionCache::open(&path, self.function_cache_size)
+            .map(Arc::new)
+            .map_err(|e| tracing::warn!("compiling without the function cache: {e:#}"))
+            .ok()
     }
 
     /// Takes code precompiled elsewhere for the wasm file whose sha256 is

@@ -20,9 +20,12 @@
 //! A runtime-only build has no compiler: [`compile`] fails, naming the code
 //! the gateway needs and how to make it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+
+use super::function_cache::FunctionCache;
 
 #[cfg(feature = "compiler")]
 use super::{Calls, CodeTarget};
@@ -41,7 +44,12 @@ pub struct Compiled<'a> {
 /// In a runtime-only build: fails, saying why `what` cannot run here and
 /// what would let it.
 #[cfg(not(feature = "compiler"))]
-pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
+pub fn compile<'a>(
+    engines: &'a Engines,
+    _wasm: &[u8],
+    what: &str,
+    _functions: Option<Arc<FunctionCache>>,
+) -> Result<Compiled<'a>> {
     let triple = engines.primary_target.arch().board_triple();
     Err(anyhow!(
         "{what} has no code precompiled for this gateway ({}), and this gatewayd is a \
@@ -53,9 +61,15 @@ pub fn compile<'a>(engines: &'a Engines, _wasm: &[u8], what: &str) -> Result<Com
 }
 
 /// Compiles `wasm` (named `what` in errors) for the primary target, or the
-/// fallback one if Cranelift crashes on it.
+/// fallback one if Cranelift crashes on it; reusing the functions found in
+/// `functions` and adding the others there.
 #[cfg(feature = "compiler")]
-pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Compiled<'a>> {
+pub fn compile<'a>(
+    engines: &'a Engines,
+    wasm: &[u8],
+    what: &str,
+    functions: Option<Arc<FunctionCache>>,
+) -> Result<Compiled<'a>> {
     let started = std::time::Instant::now();
     let compiled = |(code, calls), target: &CodeTarget, fell_back| {
         let slot = engines
@@ -69,7 +83,7 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
         })
     };
     let primary = &engines.primary_target;
-    let crash = match compile_for(engines, primary, wasm) {
+    let crash = match compile_for(engines, primary, wasm, &functions) {
         Ok(Ok(code)) => return compiled(code, primary, None),
         Ok(Err(e)) => return Err(e.context(format!("compiling {what}"))),
         Err(crash) => crash,
@@ -81,7 +95,7 @@ pub fn compile<'a>(engines: &'a Engines, wasm: &[u8], what: &str) -> Result<Comp
     let Some(target) = &engines.fallback_target else {
         return Err(anyhow!("compiling {what}: {reason}"));
     };
-    match compile_for(engines, target, wasm) {
+    match compile_for(engines, target, wasm, &functions) {
         Ok(Ok(code)) => compiled(code, target, Some(reason)),
         Ok(Err(e)) => Err(e.context(format!("compiling {what} for the {target} after {reason}"))),
         Err(again) => Err(anyhow!(
@@ -97,13 +111,16 @@ fn compile_for(
     engines: &Engines,
     target: &CodeTarget,
     wasm: &[u8],
+    functions: &Option<Arc<FunctionCache>>,
 ) -> Result<Result<(Vec<u8>, Calls)>, String> {
-    match precompile(engines, target, Calls::Plain, wasm)? {
+    match precompile(engines, target, Calls::Plain, wasm, functions)? {
         Ok(code) => Ok(Ok((code, Calls::Plain))),
         // Uses async features, or is not valid at all: the concurrent
         // engine's answer (code, or the error to report) is the one.
-        Err(_) => Ok(precompile(engines, target, Calls::Concurrent, wasm)?
-            .map(|code| (code, Calls::Concurrent))),
+        Err(_) => Ok(
+            precompile(engines, target, Calls::Concurrent, wasm, functions)?
+                .map(|code| (code, Calls::Concurrent)),
+        ),
     }
 }
 
@@ -115,9 +132,10 @@ fn precompile(
     target: &CodeTarget,
     calls: Calls,
     wasm: &[u8],
+    functions: &Option<Arc<FunctionCache>>,
 ) -> Result<Result<Vec<u8>>, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let compiler = engines.compiling_engine(target, calls)?;
+        let compiler = engines.compiling_engine(target, calls, functions.clone())?;
         compiler
             .precompile_component(wasm)
             .map_err(anyhow::Error::from)

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod calls;
 pub mod compile;
 mod epoch;
+pub mod function_cache;
 pub mod profile;
 pub mod target;
 
@@ -75,6 +76,9 @@ pub struct EngineSettings {
     /// next instance starts without page faults.
     pub warm_slots: u32,
     pub profile: CodeProfile,
+    /// Bytes of compiled functions kept for later compiles (0: none), see
+    /// [`function_cache`].
+    pub function_cache_size: u64,
 }
 
 impl EngineSettings {
@@ -93,6 +97,7 @@ impl EngineSettings {
             pooling: Pooling::Auto,
             warm_slots: if arch == Arch::X86_64 { 64 } else { 16 },
             profile: CodeProfile::default_for(arch),
+            function_cache_size: function_cache::DEFAULT_SIZE,
         }
     }
 }
@@ -140,9 +145,22 @@ impl Engines {
     /// process's engine for them, to compile with and drop (see [`compile`]).
     /// Allocation settings do not shape code, so the pooled engine loads what
     /// it makes.
+    /// With `functions`, Cranelift reuses the functions it finds there and
+    /// adds those it compiles.
     #[cfg(feature = "compiler")]
-    pub fn compiling_engine(&self, target: &CodeTarget, calls: Calls) -> Result<Engine> {
-        engine_for(target, calls, &self.profile, None)
+    pub fn compiling_engine(
+        &self,
+        target: &CodeTarget,
+        calls: Calls,
+        functions: Option<std::sync::Arc<function_cache::FunctionCache>>,
+    ) -> Result<Engine> {
+        let mut config = self.profile.wasmtime_config(target, calls)?;
+        if let Some(functions) = functions {
+            config.enable_incremental_compilation(functions)?;
+        }
+        Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("creating a compiling engine for {target} ({calls})"))
     }
 
     /// Every engine, in order of preference.

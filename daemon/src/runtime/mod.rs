@@ -112,7 +112,11 @@ impl Runtime {
         tracing::info!("engine ready: {description}");
         let ticker = EpochTicker::start(engines.all().map(|slot| slot.engine.clone()).collect())
             .context("starting the epoch ticker")?;
-        let cache = CodeCache::new(&engines, options.state_dir.join("cache"))?;
+        let cache = CodeCache::new(
+            &engines,
+            options.state_dir.join("cache"),
+            options.engine.function_cache_size,
+        )?;
         let max_memory = usize::try_from(options.engine.max_instance_memory)
             .context("the instance memory limit is larger than this machine's address space")?;
         let tls = crate::tls::client_config(&options.tls_ca_files)?;

@@ -57,6 +57,7 @@ impl RuntimeOptions {
             max_instance_memory: args.max_instance_memory,
             max_instances: args.max_instances,
             pooling: args.pooling,
+            function_cache_size: args.function_cache_size,
             ..EngineSettings::defaults()
         };
         if let Some(bytes) = args.memory_reservation {
