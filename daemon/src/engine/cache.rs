@@ -135,15 +135,13 @@ impl CodeCache {
     /// The function cache for one compile, if this build compiles and the
     /// file can be opened (without it, the compile starts from scratch).
     fn functions(&self) -> Option<Arc<FunctionCache>> {
-        let path = self.dir.join("functions.sqlite");
         if !super::CAN_COMPILE {
             return None;
         }
+        let path = self.dir.join("functions.sqlite");
         if self.function_cache_size == 0 {
             // Turned off: no file left behind taking space either.
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
+            FunctionCache::remove(&path);
             return None;
         }
         FunctionCache::open(&path, self.function_cache_size)

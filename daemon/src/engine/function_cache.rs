@@ -76,11 +76,7 @@ impl FunctionCache {
                     "the function cache {} is unreadable ({e:#}); starting it again",
                     path.display()
                 );
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut name = path.as_os_str().to_owned();
-                    name.push(suffix);
-                    let _ = std::fs::remove_file(&name);
-                }
+                Self::remove(path);
                 connect(path)?
             }
         };
@@ -93,6 +89,15 @@ impl FunctionCache {
             lookups: AtomicUsize::new(0),
             found: AtomicUsize::new(0),
         })
+    }
+
+    /// Deletes the cache file at `path` (and SQLite's files beside it).
+    pub fn remove(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(&name);
+        }
     }
 
     /// Writes the functions compiled since `open`, marks those reused, and
