@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building for the boards and testing under QEMU needs on an
 # x86_64 Debian host: the Rust targets, Debian's cross compilers (linkers and
-# sysroots), lld (armv7 links with it: cross/armv7-linker) and
-# qemu-user-static. Safe to run again; installs only what is
-# missing.
+# sysroots), lld (armv7 links with it) and qemu-user-static, and the boards'
+# linker (cross/linker). Safe to run again; installs only what is missing.
 set -euo pipefail
 
 rustup target add aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu \
@@ -24,11 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# armv7's linker (cross/armv7-linker), installed at one path for every
-# clone: cargo passes the linker to each rustc it runs for the target, so a
-# path inside the clone made every clone rebuild all armv7 crates in CI's
-# shared build cache.
-linker=/usr/local/bin/gatewayd-armv7-linker
-if ! cmp -s "$(dirname "$0")/armv7-linker" "$linker"; then
-  $sudo install -m 0755 "$(dirname "$0")/armv7-linker" "$linker"
+# The linker of every target in cross/cargo-config.toml (cross/linker),
+# installed at one path for every clone: cargo passes the linker to each
+# rustc it runs for the target, so a path inside the clone made every clone
+# rebuild all board crates in CI's shared build cache.
+linker=/usr/local/bin/gatewayd-board-linker
+if ! cmp -s "$(dirname "$0")/linker" "$linker"; then
+  $sudo install -m 0755 "$(dirname "$0")/linker" "$linker"
 fi

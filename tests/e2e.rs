@@ -29,6 +29,7 @@ mod redis;
 mod redis_trigger;
 mod service_config;
 mod service_limits;
+mod startup_order;
 mod systemd;
 mod templates;
 mod update;
