@@ -16,8 +16,10 @@
 # as packaged: `serve` with a config, pushed a signed bundle of hello-wstd,
 # then started again with it installed. The list is the union of the Rust
 # functions in those pages, demangled, without crate hashes (cross/linker
-# compares names that way, so it serves every board). Needs root (mount, the
-# loop device's readahead), python3, c++filt.
+# compares names that way, so it serves every board); those that ran only on
+# cold starts are marked `compile`, and cross/linker keeps them apart from
+# what a warm start runs. Needs root (mount, the loop device's readahead),
+# python3, c++filt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "cross/startup-profile.sh: needs root (loop mount)" >&2; exit 1; }
@@ -48,10 +50,11 @@ cp "$target_dir/$triple/board/gatewayd" "$bin"
 # run SETUP COMMAND...: starts gatewayd (COMMAND, a function below) with its
 # code evicted from the page cache, runs SETUP (its output joins the log,
 # where the first "GET http://..." line names the route to ask), asks that
-# route 5 times, and adds the code pages resident to $work/pages.
+# route 5 times, and adds the code pages resident to $work/pages-KIND (KIND:
+# warm, or cold for a start that compiles).
 run() {
-  local setup=$1
-  shift
+  local kind=$1 setup=$2
+  shift 2
   sync
   python3 -c 'import os, sys; os.posix_fadvise(os.open(sys.argv[1], os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)' "$bin"
   "$@" >"$work/log" 2>&1 &
@@ -72,7 +75,7 @@ run() {
   [ -n "$answered" ] || { echo "no answer from $url" >&2; cat "$work/log" >&2; exit 1; }
   for _ in 1 2 3 4; do curl -fsS -o /dev/null "$url"; done
   sleep 1
-  python3 - "$pid" "$bin" >>"$work/pages" <<'EOF'
+  python3 - "$pid" "$bin" >>"$work/pages-$kind" <<'EOF'
 import struct, sys
 pid, binary = sys.argv[1], sys.argv[2]
 mapped = False
@@ -97,10 +100,10 @@ EOF
 }
 mkdir -m 700 "$work/wstd" "$work/hello" "$work/serve"
 up() { exec "$bin" up "$1" --listen 127.0.0.1:0 --state-dir "$2"; }
-run : up examples/hello-wstd "$work/wstd"   # cold: compiles
-run : up examples/hello-wstd "$work/wstd"   # warm
-run : up examples/hello "$work/hello"       # cold
-run : up examples/hello "$work/hello"       # warm
+run cold : up examples/hello-wstd "$work/wstd"
+run warm : up examples/hello-wstd "$work/wstd"
+run cold : up examples/hello "$work/hello"
+run warm : up examples/hello "$work/hello"
 
 # The service as packaged: `serve` with a config, given a signed bundle of
 # hello-wstd (it compiles), then started again with it installed.
@@ -125,41 +128,50 @@ push() {
   "$ctl" push bundle "$work/hello.bundle" --to "unix://$work/admin.sock" >/dev/null
   route
 }
-run push serve    # cold: compiles the pushed app
+run cold push serve    # compiles the pushed app
 rm -f "$work/admin.sock"
-run route serve   # warm: the installed app
+run warm route serve   # the installed app
 
 # Functions overlapping a resident page (file offsets to addresses through
 # the executable segment), demangled, normalised and hashed as cross/linker
 # does.
-python3 - "$bin" "$work/pages" cross/startup-functions.txt <<'EOF'
+python3 - "$bin" "$work/pages-warm" "$work/pages-cold" cross/startup-functions.txt <<'EOF'
 import hashlib, re, subprocess, sys
-binary, pages_file, out = sys.argv[1:]
-pages = {int(l) for l in open(pages_file)}
+binary, warm_file, cold_file, out = sys.argv[1:]
+warm = {int(l) for l in open(warm_file)}
+cold = {int(l) for l in open(cold_file)}
 segments = []
 for line in subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True, check=True).stdout.splitlines():
     f = line.split()
     if f and f[0] == "LOAD" and "E" in f[-2]:
         segments.append((int(f[1], 16), int(f[2], 16), int(f[4], 16)))
-def resident(address, size):
+def pages_of(address, size):
     for offset, vaddr, filesz in segments:
         if vaddr <= address < vaddr + filesz:
             first = (address - vaddr + offset) // 4096
-            last = (address + max(size, 1) - 1 - vaddr + offset) // 4096
-            return any(p in pages for p in range(first, last + 1))
-    return False
-names = []
+            return set(range(first, (address + max(size, 1) - 1 - vaddr + offset) // 4096 + 1))
+    return set()
+symbols = []  # (mangled, ran on a warm start)
 for line in subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True, check=True).stdout.splitlines():
     f = line.split()
-    if len(f) == 4 and f[2] in "tTwW" and f[3].startswith(("_R", "_ZN")) and resident(int(f[0], 16), int(f[1], 16)):
-        names.append(f[3])
-demangled = subprocess.run(["c++filt"], input="\n".join(names) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()
-names = {re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\[[0-9a-f]+\]", "", d)) for d in demangled}
-keys = sorted(hashlib.sha256(n.encode()).hexdigest()[:16] for n in names)
+    if len(f) == 4 and f[2] in "tTwW" and f[3].startswith(("_R", "_ZN")):
+        pages = pages_of(int(f[0], 16), int(f[1], 16))
+        if pages & (warm | cold):
+            symbols.append((f[3], bool(pages & warm)))
+demangled = subprocess.run(["c++filt"], input="\n".join(m for m, _ in symbols) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()
+tiers = {}  # key -> "" (warm) or " compile" (only starts that compile)
+for (_, on_warm), name in zip(symbols, demangled):
+    name = re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\[[0-9a-f]+\]", "", name))
+    key = hashlib.sha256(name.encode()).hexdigest()[:16]
+    if on_warm or key not in tiers:
+        tiers[key] = "" if on_warm else " compile"
 with open(out, "w") as f:
     f.write("# Made by cross/startup-profile.sh; read by cross/linker. One function per line:\n")
     f.write("# the first 16 hex digits of the SHA-256 of its demangled name without crate\n")
-    f.write("# hashes (the names themselves would be 3 MB).\n")
-    f.writelines(k + "\n" for k in keys)
-print(f"cross/startup-profile.sh: {len(pages)} pages of code ran; {len(keys)} functions in them -> {out}")
+    f.write("# hashes (the names themselves would be 3 MB), then `compile` if only a start\n")
+    f.write("# that compiled ran it.\n")
+    f.writelines(k + tiers[k] + "\n" for k in sorted(tiers))
+compile = sum(1 for t in tiers.values() if t)
+print(f"cross/startup-profile.sh: {len(warm)} pages of code ran on warm starts, {len(cold - warm)} more on cold ones; "
+      f"{len(tiers) - compile} + {compile} (compile) functions in them -> {out}")
 EOF

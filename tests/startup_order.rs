@@ -39,12 +39,12 @@ fn main() {
 }
 "#;
 
-/// A list line for a function: the first 16 hex digits of the SHA-256 of
-/// its demangled name without crate hashes.
+/// How the list names a function: the first 16 hex digits of the SHA-256
+/// of its demangled name without crate hashes.
 fn key(name: &str) -> String {
     let digest = Sha256::digest(name.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}\n", &hex[..16])
+    hex[..16].to_string()
 }
 
 /// (target, QEMU runner): x86_64 runs natively.
@@ -145,49 +145,69 @@ fn the_listed_start_up_functions_are_placed_together_on_every_board() {
             "{target}: the fillers no longer lie between f01 and second ({apart} bytes)"
         );
 
-        // Listed as cross/startup-profile.sh lists them; a function the
-        // program lacks is ignored.
+        // Listed as cross/startup-profile.sh lists them: f01 and second run
+        // on every start, f03 and f18 only on starts that compile; a
+        // function the program lacks is ignored.
         let list = format!(
-            "# comment\n{}{}{}",
+            "# comment\n{}\n{}\n{} compile\n{} compile\n{}\n",
             key("gatewayd::f01"),
             key("gatewayd::second"),
+            key("gatewayd::f03"),
+            key("gatewayd::f18"),
             key("gatewayd::gone")
         );
         let ordered = link(dir.path(), target, Some(&list));
-        let together = address(&ordered, "f01").abs_diff(address(&ordered, "second"));
+        let [f01, second, f03, f18] =
+            ["f01", "second", "f03", "f18"].map(|name| address(&ordered, name));
         assert!(
-            together < 512,
-            "{target}: f01 and second are {together} bytes apart after ordering"
+            f01.abs_diff(second) < 512 && f03.abs_diff(f18) < 512,
+            "{target}: after ordering f01 and second are {} bytes apart, f03 and f18 {}",
+            f01.abs_diff(second),
+            f03.abs_diff(f18)
+        );
+        assert!(
+            f03.min(f18) > f01.max(second) || f03.max(f18) < f01.min(second),
+            "{target}: the compile tier lies among the warm one"
         );
         let report =
             std::fs::read_to_string(ordered.with_file_name("gatewayd-test.startup-order")).unwrap();
-        assert!(report.contains("2 of the 3 listed"), "{target}: {report}");
+        assert!(report.contains("4 of the 5 listed"), "{target}: {report}");
 
         assert_eq!(run(&plain, runner), run(&ordered, runner), "{target}");
     }
 }
 
 #[test]
-fn a_missing_list_is_a_clear_error() {
+fn a_missing_or_malformed_list_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("gatewayd.rs");
     std::fs::write(&source, PROGRAM).unwrap();
-    let output = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .args(["-O", "-C", "lto=fat", "-C", "codegen-units=1", "-o"])
-        .arg(dir.path().join("gatewayd-test"))
-        .arg("-C")
-        .arg(format!(
-            "linker={}",
-            repo_root().join("cross/linker").display()
-        ))
-        .arg(&source)
-        .env("GATEWAYD_STARTUP_FUNCTIONS", dir.path().join("nowhere.txt"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("nowhere.txt (GATEWAYD_STARTUP_FUNCTIONS) does not exist: make it with cross/startup-profile.sh"),
-        "{stderr}"
-    );
+    let malformed = dir.path().join("malformed.txt");
+    std::fs::write(&malformed, "0123456789abcdef warm\n").unwrap();
+    for (list, expected) in [
+        (
+            dir.path().join("nowhere.txt"),
+            "nowhere.txt (GATEWAYD_STARTUP_FUNCTIONS) does not exist: make it with cross/startup-profile.sh",
+        ),
+        (
+            malformed,
+            "malformed.txt: unknown tier 'warm' in line '0123456789abcdef warm'",
+        ),
+    ] {
+        let output = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .args(["-O", "-C", "lto=fat", "-C", "codegen-units=1", "-o"])
+            .arg(dir.path().join("gatewayd-test"))
+            .arg("-C")
+            .arg(format!(
+                "linker={}",
+                repo_root().join("cross/linker").display()
+            ))
+            .arg(&source)
+            .env("GATEWAYD_STARTUP_FUNCTIONS", &list)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
