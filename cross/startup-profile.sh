@@ -133,10 +133,9 @@ rm -f "$work/admin.sock"
 run warm route serve   # the installed app
 
 # Functions overlapping a resident page (file offsets to addresses through
-# the executable segment), demangled, normalised and hashed as cross/linker
-# does.
+# the executable segment), keyed by cross/linker itself.
 python3 - "$bin" "$work/pages-warm" "$work/pages-cold" cross/startup-functions.txt <<'EOF'
-import hashlib, re, subprocess, sys
+import subprocess, sys
 binary, warm_file, cold_file, out = sys.argv[1:]
 warm = {int(l) for l in open(warm_file)}
 cold = {int(l) for l in open(cold_file)}
@@ -158,11 +157,10 @@ for line in subprocess.run(["nm", "-S", "--defined-only", binary], capture_outpu
         pages = pages_of(int(f[0], 16), int(f[1], 16))
         if pages & (warm | cold):
             symbols.append((f[3], bool(pages & warm)))
-demangled = subprocess.run(["c++filt"], input="\n".join(m for m, _ in symbols) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()
+keys = subprocess.run(["cross/linker", "--keys"], input="\n".join(m for m, _ in symbols) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()
+assert len(keys) == len(symbols), "cross/linker --keys: not one key per name"
 tiers = {}  # key -> "" (warm) or " compile" (only starts that compile)
-for (_, on_warm), name in zip(symbols, demangled):
-    name = re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\[[0-9a-f]+\]", "", name))
-    key = hashlib.sha256(name.encode()).hexdigest()[:16]
+for (_, on_warm), key in zip(symbols, keys):
     if on_warm or key not in tiers:
         tiers[key] = "" if on_warm else " compile"
 with open(out, "w") as f:
