@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Gateway, Options, Program, Service, ctl, examples, get, ok};
+use crate::harness::{Gateway, MosquittoBroker, Options, Program, Service, ctl, examples, get, ok};
 
 fn count(messages: &[String], line: &str) -> usize {
     messages
@@ -18,17 +18,42 @@ fn count(messages: &[String], line: &str) -> usize {
 /// the service.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_watchdog_is_fed_only_while_every_serving_thread_answers() {
-    let gw = Gateway::start_with(
-        &examples().join("hello"),
+    let gw = wedged_after_3s("http-0", &examples().join("hello"), &[]);
+    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    the_watchdog_stops(&gw, "http-0");
+}
+
+/// The same for the threads the pub/sub triggers run on (started with the
+/// first pub/sub trigger).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_is_fed_only_while_every_pubsub_thread_answers() {
+    let broker = MosquittoBroker::start();
+    let variable = format!("broker=mqtt://127.0.0.1:{}", broker.port);
+    let app = examples().join("mqtt-triggered");
+    let gw = wedged_after_3s("pubsub-0", &app, &["--variable", &variable]);
+    assert!(
+        gw.wait_for_log("subscribed", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    the_watchdog_stops(&gw, "pubsub-0");
+}
+
+/// `app` under a 400 ms watchdog, with `thread` wedged (test hook) 3 s
+/// after it started.
+fn wedged_after_3s(thread: &str, app: &std::path::Path, args: &[&str]) -> Gateway {
+    let wedge = format!("{thread}:3000");
+    Gateway::start_with(
+        app,
         Options {
-            env: &[
-                ("WATCHDOG_USEC", "400000"),
-                ("GATEWAYD_TEST_WEDGE", "http-0:2000"),
-            ],
+            args,
+            env: &[("WATCHDOG_USEC", "400000"), ("GATEWAYD_TEST_WEDGE", &wedge)],
             ..Options::default()
         },
-    );
-    assert_eq!(get(&gw.url("/hello")).await.0, 200);
+    )
+}
+
+fn the_watchdog_stops(gw: &Gateway, thread: &str) {
     let _ = gw.notifications_during(Duration::ZERO);
     let healthy = gw.notifications_during(Duration::from_millis(1200));
     let pings = count(&healthy, "WATCHDOG=1");
@@ -36,7 +61,7 @@ async fn the_watchdog_is_fed_only_while_every_serving_thread_answers() {
     assert!((4..=7).contains(&pings), "{pings} pings: {healthy:?}");
 
     assert!(
-        gw.wait_for_log("not answering: http-0", Duration::from_secs(5)),
+        gw.wait_for_log(&format!("not answering: {thread}"), Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
@@ -45,7 +70,7 @@ async fn the_watchdog_is_fed_only_while_every_serving_thread_answers() {
     assert_eq!(
         count(&wedged, "WATCHDOG=1"),
         0,
-        "pinged with a wedged serving thread: {wedged:?}\n{}",
+        "pinged with {thread} wedged: {wedged:?}\n{}",
         gw.logs()
     );
 }

@@ -1,6 +1,6 @@
 //! Liveness: the parts of the daemon that must keep answering (each HTTP
-//! serving thread's runtime, the main runtime that runs the admin API,
-//! updates and pub/sub) beat a heart; a watchdog (systemd's, see
+//! serving thread's runtime, each pub/sub thread's, the main runtime that
+//! runs the admin API and updates) beat a heart; a watchdog (systemd's, see
 //! [`crate::systemd::start_watchdog`]) is fed only while every heart beats.
 //! A serving thread wedged by a blocking call or a runaway host function
 //! stops its heart, the watchdog goes quiet, and the supervisor restarts

@@ -35,6 +35,7 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     let listeners = runtime.http_listeners(config.listen, &mut activated)?;
     publish_self_address(&runtime.self_address, listeners.address());
     let slots: Vec<_> = (0..runtime.threads).map(|_| AppSlot::new(None)).collect();
+    let pubsub_threads = runtime.pubsub_threads.clone();
     let controller = Arc::new(Controller::new(
         runtime,
         generations,
@@ -125,6 +126,9 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<()> {
     crate::systemd::refresh_status();
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();
+    if let Some(liveness) = &liveness {
+        pubsub_threads.watch(liveness);
+    }
     let served = http::serve(listeners, slots, shutdown, config.drain_timeout, liveness).await;
     if let Some(task) = follower {
         // Between checks it stops at once; an update in progress finishes.

@@ -113,7 +113,8 @@ fn watchdog_interval() -> Option<Duration> {
 }
 
 /// With a watchdog asked for, the hearts it watches (the calling runtime's
-/// own, "main", is registered and beating; serving threads add theirs) and
+/// own, "main", is registered and beating; serving and pub/sub threads add
+/// theirs) and
 /// the thread that feeds it. `None` without one: nothing beats.
 pub fn watchdog() -> Option<Liveness> {
     let interval = watchdog_interval()?;

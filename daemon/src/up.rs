@@ -54,6 +54,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     tokio::spawn(signals.drive(trigger));
     let liveness = crate::systemd::watchdog();
+    if let Some(liveness) = &liveness {
+        runtime.pubsub_threads.watch(liveness);
+    }
     let served = http::serve(listeners, slots, shutdown, args.drain_timeout, liveness).await;
     triggers.stop().await;
     served?;

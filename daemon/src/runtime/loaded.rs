@@ -53,6 +53,7 @@ impl Loaded {
             drain_timeout: runtime.options.drain_timeout,
             tls: runtime.tls.clone(),
             redis_max_message_size: runtime.options.redis_max_message_size,
+            threads: runtime.pubsub_threads.clone(),
         };
         let pubsub = PubSub::prepare(&app, &executor, &context)?;
         Ok(Self {

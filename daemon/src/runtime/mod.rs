@@ -30,6 +30,7 @@ use crate::host::mqtt::MqttConnections;
 use crate::host::outbound_http::SelfAddress;
 use crate::host::redis::RedisConnections;
 use crate::trigger::http::{HttpOptions, Listeners};
+use crate::trigger::pubsub_threads::PubSubThreads;
 
 /// Tells the metrics what runs components, and how to read the instance
 /// slots and outbound connections in use when scraped.
@@ -83,6 +84,9 @@ pub struct Runtime {
     pub http: HttpOptions,
     /// Serving threads (one `HttpApp` each).
     pub threads: usize,
+    /// The pub/sub triggers' threads, as many as the serving threads (started
+    /// with the first app that has a pub/sub trigger).
+    pub pubsub_threads: Arc<PubSubThreads>,
     _ticker: EpochTicker,
     /// The metrics endpoint's task, if one is configured.
     _metrics: Option<AbortOnDrop>,
@@ -130,6 +134,7 @@ impl Runtime {
             None => None,
         };
         record_in_metrics(&engines, &instances, &redis, &mqtt);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             engines,
             cache,
@@ -144,7 +149,8 @@ impl Runtime {
                 reuse: options.reuse.clone(),
                 max_request_body_size: options.max_request_body_size,
             },
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads,
+            pubsub_threads: PubSubThreads::new(threads),
             _ticker: ticker,
             _metrics: metrics,
             _recent: AbortOnDrop(tokio::spawn(crate::metrics::recent::sample(

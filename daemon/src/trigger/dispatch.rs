@@ -6,6 +6,9 @@
 //! `dispatch` waits while the trigger is at its limit. The caller is the loop
 //! that reads from the broker, so a full trigger stops reading instead of
 //! buffering without bound: backpressure reaches the broker.
+//!
+//! A key's messages run on the trigger's home thread when it is the only key
+//! in hand, else on the next of the pub/sub threads ([`Placement`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -17,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Held;
+use crate::trigger::pubsub_threads::Placement;
 
 type Handler<M> = dyn Fn(M) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
 
@@ -42,11 +46,13 @@ struct Inner<M> {
     /// A key is present while a worker runs its messages.
     queues: Mutex<Queues<M>>,
     handler: Box<Handler<M>>,
+    placement: Placement,
 }
 
 impl<M: Send + 'static> Dispatcher<M> {
-    /// `queued` counts the messages held (running or waiting).
-    pub fn new<F, Fut>(concurrency: usize, queued: Gauge, handler: F) -> Self
+    /// `queued` counts the messages held (running or waiting); handlers run
+    /// where `placement` says.
+    pub fn new<F, Fut>(concurrency: usize, queued: Gauge, placement: Placement, handler: F) -> Self
     where
         F: Fn(M) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -59,6 +65,7 @@ impl<M: Send + 'static> Dispatcher<M> {
                 queued,
                 queues: Mutex::new(HashMap::new()),
                 handler: Box::new(move |m| Box::pin(handler(m))),
+                placement,
             }),
         }
     }
@@ -94,15 +101,22 @@ impl<M: Send + 'static> Dispatcher<M> {
             _permit: permit,
             _counted: Held::on(&self.inner.queued),
         };
-        {
+        let alone = {
             let mut queues = self.inner.lock();
             if let Some(queue) = queues.get_mut(key) {
                 queue.push_back((message, permit));
                 return;
             }
+            let alone = queues.is_empty();
             queues.insert(key.to_string(), VecDeque::new());
+            alone
+        };
+        let worker = self.inner.clone().run(key.to_string(), message, permit);
+        if alone {
+            self.inner.placement.home().spawn(worker);
+        } else {
+            self.inner.placement.spare().spawn(worker);
         }
-        tokio::spawn(self.inner.clone().run(key.to_string(), message, permit));
     }
 
     /// Waits, at most `timeout`, until every dispatched message was handled;
@@ -127,16 +141,19 @@ impl<M: Send + 'static> Inner<M> {
             if let Err(e) = handled {
                 tracing::error!(key, "message handler failed: {e}");
             }
-            drop(permit);
+            // The key leaves the map before its permit goes, so a trigger
+            // with no message held has no key in hand either.
             let next = {
                 let mut queues = self.lock();
-                match queues.get_mut(&key).and_then(VecDeque::pop_front) {
-                    Some(next) => next,
-                    None => {
-                        queues.remove(&key);
-                        return;
-                    }
+                let next = queues.get_mut(&key).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    queues.remove(&key);
                 }
+                next
+            };
+            drop(permit);
+            let Some(next) = next else {
+                return;
             };
             (message, permit) = next;
         }
@@ -150,7 +167,12 @@ impl<M: Send + 'static> Inner<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trigger::pubsub_threads::PubSubThreads;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn two_threads() -> Placement {
+        PubSubThreads::new(2).place().unwrap()
+    }
 
     #[tokio::test]
     async fn one_key_in_order_keys_side_by_side_bounded() {
@@ -159,7 +181,7 @@ mod tests {
         let peak = Arc::new(AtomicUsize::new(0));
         let dispatcher = {
             let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
-            Dispatcher::new(3, Gauge::default(), move |(key, n): (&'static str, u32)| {
+            let handler = move |(key, n): (&'static str, u32)| {
                 let (log, running, peak) = (log.clone(), running.clone(), peak.clone());
                 async move {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -168,7 +190,8 @@ mod tests {
                     log.lock().unwrap().push((key, n));
                     running.fetch_sub(1, Ordering::SeqCst);
                 }
-            })
+            };
+            Dispatcher::new(3, Gauge::default(), two_threads(), handler)
         };
         for n in 0..20 {
             let key = if n % 2 == 0 { "a" } else { "b" };
@@ -197,7 +220,7 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         let dispatcher = {
             let done = done.clone();
-            Dispatcher::new(2, Gauge::default(), move |n: u32| {
+            Dispatcher::new(2, Gauge::default(), two_threads(), move |n: u32| {
                 let done = done.clone();
                 async move {
                     assert!(n != 0, "poison");
@@ -210,5 +233,62 @@ mod tests {
         }
         assert!(dispatcher.drain(Duration::from_secs(5)).await);
         assert_eq!(done.load(Ordering::SeqCst), 2);
+    }
+
+    /// A key alone in hand runs on the trigger's home thread, message after
+    /// message; keys in hand at the same time run on both threads.
+    #[tokio::test]
+    async fn a_lone_key_runs_at_home_and_more_keys_spread() {
+        let placement = PubSubThreads::new(2).place().unwrap();
+        let home = {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            placement.home().spawn(async move {
+                let _ = tx.send(std::thread::current().name().map(str::to_string));
+            });
+            rx.await.unwrap().unwrap()
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let dispatcher = {
+            let seen = seen.clone();
+            Dispatcher::new(
+                4,
+                Gauge::default(),
+                placement,
+                move |(key, pause): (&'static str, u64)| {
+                    let seen = seen.clone();
+                    async move {
+                        let thread = std::thread::current().name().unwrap_or("").to_string();
+                        seen.lock().unwrap().push((key, thread));
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                },
+            )
+        };
+        for _ in 0..3 {
+            dispatcher.dispatch("alone", ("alone", 0)).await;
+            assert!(dispatcher.drain(Duration::from_secs(5)).await);
+        }
+        for key in ["a", "b", "c"] {
+            dispatcher.dispatch(key, (key, 200)).await;
+        }
+        assert!(dispatcher.drain(Duration::from_secs(5)).await);
+        let seen = seen.lock().unwrap();
+        let threads_of = |keys: &[&str]| {
+            let mut names: Vec<&str> = seen
+                .iter()
+                .filter(|(k, _)| keys.contains(k))
+                .map(|(_, t)| t.as_str())
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        assert_eq!(threads_of(&["alone"]), [home.as_str()], "{seen:?}");
+        assert_eq!(threads_of(&["a"]), [home.as_str()], "{seen:?}");
+        assert_eq!(
+            threads_of(&["a", "b", "c"]),
+            ["pubsub-0", "pubsub-1"],
+            "{seen:?}"
+        );
     }
 }

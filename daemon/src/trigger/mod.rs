@@ -18,6 +18,7 @@ mod dispatch;
 pub mod http;
 pub(crate) mod instance;
 pub mod mqtt;
+pub mod pubsub_threads;
 pub mod reconnect;
 pub mod redis;
 mod retry;
@@ -35,6 +36,8 @@ pub struct PubSubContext {
     pub tls: Arc<rustls::ClientConfig>,
     /// Largest Redis trigger message handled; larger ones are dropped unread.
     pub redis_max_message_size: usize,
+    /// Where the triggers run.
+    pub threads: Arc<pubsub_threads::PubSubThreads>,
 }
 
 /// An app's Redis and MQTT triggers, checked and ready to run: every
@@ -55,7 +58,7 @@ impl PubSub {
         })
     }
 
-    /// Starts the Redis subscriptions; each task ends after `shutdown`, once
+    /// Starts the Redis subscriptions, each on its home thread; each task ends after `shutdown`, once
     /// its in-flight messages are handled (at most the drain timeout). The
     /// receivers complete as each subscription is first subscribed.
     pub fn start_redis(
@@ -67,7 +70,9 @@ impl PubSub {
             .drain(..)
             .map(|subscription| {
                 let (tx, rx) = oneshot::channel();
-                tasks.spawn(subscription.run(shutdown.clone(), self.drain_timeout, Some(tx)));
+                let home = subscription.home();
+                let run = subscription.run(shutdown.clone(), self.drain_timeout, Some(tx));
+                tasks.spawn_on(run, &home);
                 rx
             })
             .collect()
@@ -76,7 +81,8 @@ impl PubSub {
     /// Starts the MQTT sessions, as [`PubSub::start_redis`] does.
     pub fn start_mqtt(&mut self, shutdown: &Shutdown, tasks: &mut JoinSet<()>) {
         for session in self.mqtt.drain(..) {
-            tasks.spawn(session.run(shutdown.clone(), self.drain_timeout));
+            let home = session.home();
+            tasks.spawn_on(session.run(shutdown.clone(), self.drain_timeout), &home);
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn prepare(app: &App, executor: &Executor, context: &PubSubContext) -> Resul
             trigger,
             Arc::new(guest),
             &context.tls,
+            context.threads.place()?,
         )?);
     }
     Ok(sessions)

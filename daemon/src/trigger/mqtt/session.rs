@@ -31,6 +31,7 @@ use crate::metrics::pubsub::TriggerMetrics;
 use crate::shutdown::Shutdown;
 use crate::tls;
 use crate::trigger::dispatch::Dispatcher;
+use crate::trigger::pubsub_threads::Placement;
 use crate::trigger::reconnect::{Reconnect, redact};
 use crate::trigger::retry;
 
@@ -62,6 +63,7 @@ pub struct Session {
     /// Counts connections: the one messages arrive on now.
     connection: u64,
     metrics: TriggerMetrics,
+    home: tokio::runtime::Handle,
 }
 
 /// A message and the connection it arrived on.
@@ -130,6 +132,7 @@ impl Session {
         trigger: &MqttTrigger,
         guest: Arc<MqttGuest>,
         tls: &Arc<rustls::ClientConfig>,
+        placement: Placement,
     ) -> Result<Self> {
         let uri: http::Uri = broker.address.parse()?;
         let scheme = uri.scheme_str().unwrap_or("mqtt");
@@ -169,10 +172,12 @@ impl Session {
         };
         let handler = Arc::new(handler);
         let queued = metrics.queued.clone();
-        let dispatcher = Dispatcher::new(concurrency, queued, move |delivery: Delivery| {
-            let handler = handler.clone();
-            async move { handler.handle(delivery).await }
-        });
+        let home = placement.home().clone();
+        let dispatcher =
+            Dispatcher::new(concurrency, queued, placement, move |delivery: Delivery| {
+                let handler = handler.clone();
+                async move { handler.handle(delivery).await }
+            });
         Ok(Self {
             name,
             topic: trigger.topic.clone(),
@@ -185,7 +190,13 @@ impl Session {
             parked: Parked::default(),
             connection: 0,
             metrics,
+            home,
         })
+    }
+
+    /// The thread [`Session::run`] belongs on (see `pubsub_threads`).
+    pub fn home(&self) -> tokio::runtime::Handle {
+        self.home.clone()
     }
 
     pub async fn run(mut self, mut shutdown: Shutdown, drain_timeout: Duration) {

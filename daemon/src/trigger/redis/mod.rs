@@ -45,6 +45,7 @@ pub fn prepare(
             trigger,
             Arc::new(guest),
             context.redis_max_message_size,
+            context.threads.place()?,
         )?);
     }
     Ok(subscriptions)

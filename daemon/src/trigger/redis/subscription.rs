@@ -15,6 +15,7 @@ use crate::app::RedisTrigger;
 use crate::metrics::pubsub::TriggerMetrics;
 use crate::shutdown::Shutdown;
 use crate::trigger::dispatch::Dispatcher;
+use crate::trigger::pubsub_threads::Placement;
 use crate::trigger::reconnect::{Reconnect, redact};
 use crate::trigger::retry;
 
@@ -35,6 +36,7 @@ pub struct Subscription {
     max_message_size: usize,
     dispatcher: Dispatcher<Vec<u8>>,
     metrics: TriggerMetrics,
+    home: tokio::runtime::Handle,
 }
 
 impl Subscription {
@@ -42,6 +44,7 @@ impl Subscription {
         trigger: &RedisTrigger,
         guest: Arc<RedisGuest>,
         max_message_size: usize,
+        placement: Placement,
     ) -> Result<Self> {
         let client = redis::Client::open(trigger.address.as_str()).with_context(|| {
             format!(
@@ -71,10 +74,16 @@ impl Subscription {
             publisher: OnceCell::new(),
         });
         let queued = metrics.queued.clone();
-        let dispatcher = Dispatcher::new(trigger.delivery.concurrency, queued, move |payload| {
-            let handler = handler.clone();
-            async move { handler.handle(payload).await }
-        });
+        let home = placement.home().clone();
+        let dispatcher = Dispatcher::new(
+            trigger.delivery.concurrency,
+            queued,
+            placement,
+            move |payload| {
+                let handler = handler.clone();
+                async move { handler.handle(payload).await }
+            },
+        );
         Ok(Self {
             name,
             channel: trigger.channel.clone(),
@@ -82,7 +91,13 @@ impl Subscription {
             max_message_size,
             dispatcher,
             metrics,
+            home,
         })
+    }
+
+    /// The thread [`Subscription::run`] belongs on (see `pubsub_threads`).
+    pub fn home(&self) -> tokio::runtime::Handle {
+        self.home.clone()
     }
 
     /// Reads and dispatches until `shutdown`, then drains. `confirmed`
