@@ -126,6 +126,11 @@ impl<M: Send + 'static> Dispatcher<M> {
         tokio::time::timeout(timeout, all).await.is_ok()
     }
 
+    /// The trigger's home thread, where its reading loop belongs.
+    pub fn home(&self) -> tokio::runtime::Handle {
+        self.inner.placement.home().clone()
+    }
+
     /// Messages held (running or queued) right now.
     pub fn in_flight(&self) -> usize {
         self.inner.concurrency as usize - self.inner.permits.available_permits()
@@ -239,7 +244,7 @@ mod tests {
     /// message; keys in hand at the same time run on both threads.
     #[tokio::test]
     async fn a_lone_key_runs_at_home_and_more_keys_spread() {
-        let placement = PubSubThreads::new(2).place().unwrap();
+        let placement = two_threads();
         let home = {
             let (tx, rx) = tokio::sync::oneshot::channel();
             placement.home().spawn(async move {

@@ -58,9 +58,10 @@ impl PubSub {
         })
     }
 
-    /// Starts the Redis subscriptions, each on its home thread; each task ends after `shutdown`, once
-    /// its in-flight messages are handled (at most the drain timeout). The
-    /// receivers complete as each subscription is first subscribed.
+    /// Starts the Redis subscriptions, each on its home thread; each task
+    /// ends after `shutdown`, once its in-flight messages are handled (at
+    /// most the drain timeout). The receivers complete as each subscription
+    /// is first subscribed.
     pub fn start_redis(
         &mut self,
         shutdown: &Shutdown,

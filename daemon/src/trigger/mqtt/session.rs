@@ -63,7 +63,6 @@ pub struct Session {
     /// Counts connections: the one messages arrive on now.
     connection: u64,
     metrics: TriggerMetrics,
-    home: tokio::runtime::Handle,
 }
 
 /// A message and the connection it arrived on.
@@ -172,7 +171,6 @@ impl Session {
         };
         let handler = Arc::new(handler);
         let queued = metrics.queued.clone();
-        let home = placement.home().clone();
         let dispatcher =
             Dispatcher::new(concurrency, queued, placement, move |delivery: Delivery| {
                 let handler = handler.clone();
@@ -190,13 +188,12 @@ impl Session {
             parked: Parked::default(),
             connection: 0,
             metrics,
-            home,
         })
     }
 
     /// The thread [`Session::run`] belongs on (see `pubsub_threads`).
     pub fn home(&self) -> tokio::runtime::Handle {
-        self.home.clone()
+        self.dispatcher.home()
     }
 
     pub async fn run(mut self, mut shutdown: Shutdown, drain_timeout: Duration) {

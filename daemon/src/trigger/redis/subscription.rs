@@ -36,7 +36,6 @@ pub struct Subscription {
     max_message_size: usize,
     dispatcher: Dispatcher<Vec<u8>>,
     metrics: TriggerMetrics,
-    home: tokio::runtime::Handle,
 }
 
 impl Subscription {
@@ -74,7 +73,6 @@ impl Subscription {
             publisher: OnceCell::new(),
         });
         let queued = metrics.queued.clone();
-        let home = placement.home().clone();
         let dispatcher = Dispatcher::new(
             trigger.delivery.concurrency,
             queued,
@@ -91,13 +89,12 @@ impl Subscription {
             max_message_size,
             dispatcher,
             metrics,
-            home,
         })
     }
 
     /// The thread [`Subscription::run`] belongs on (see `pubsub_threads`).
     pub fn home(&self) -> tokio::runtime::Handle {
-        self.home.clone()
+        self.dispatcher.home()
     }
 
     /// Reads and dispatches until `shutdown`, then drains. `confirmed`
