@@ -159,24 +159,31 @@ async fn a_server_that_goes_away_is_a_guest_error_and_comes_back() {
             "{sdk}: {body}"
         );
     }
-    // The gateway itself keeps serving.
+    // The gateway itself keeps serving. Each thread's connection learns on
+    // its own that the server went away, so a request may fail once per
+    // thread; after that, every request succeeds.
     let _redis = RedisServer::start_on(port);
-    let mut ok = false;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut failed = 0;
     for _ in 0..50 {
         if call("PUT", &gw.url("/v7/set/k"), &addr, b"2").await.0 == 200 {
-            ok = true;
             break;
         }
+        failed += 1;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    for _ in 0..20 {
+        match call("GET", &gw.url("/v5/get/k"), &addr, b"").await {
+            (200, body) => assert_eq!(body, "2"),
+            _ => failed += 1,
+        }
+    }
+    // Two serving threads per core at most (HTTP and pub/sub), and a refusal
+    // while reconnecting is retried, so a broken connection fails once.
     assert!(
-        ok,
-        "no reconnection to the restarted server:\n{}",
+        failed <= 2 * threads,
+        "{failed} failed requests after the server came back:\n{}",
         gw.logs()
-    );
-    assert_eq!(
-        call("GET", &gw.url("/v5/get/k"), &addr, b"").await,
-        (200, "2".into())
     );
 }
 
@@ -197,15 +204,19 @@ async fn spellings_share_a_connection_and_connections_are_capped() {
     let redis = RedisServer::start();
     let gw = Gateway::start(&redis_app());
     let addr = redis.address();
-    // Forty spellings of one server: one connection, not forty.
+    // Forty spellings of one server: one connection per serving thread at
+    // most (each thread that ran a request has its own), not forty.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for i in 0..40 {
         let spelled = format!("{addr}/?spelling={i}");
         let url = gw.url(&format!("/v5/set/k{i}"));
         assert_eq!(call("PUT", &url, &spelled, b"v").await.0, 200, "{spelled}");
     }
-    assert_eq!(server_connections(&addr).await, 1, "{}", gw.logs());
-    // Sixteen identities (databases 0 to 15) are sixteen connections; a
-    // seventeenth (another protocol) is refused, and the log says why.
+    let first = server_connections(&addr).await;
+    assert!((1..=threads).contains(&first), "{first}: {}", gw.logs());
+    // Sixteen identities (databases 0 to 15) are sixteen servers, each asked
+    // once here, so one connection more each; a seventeenth (another
+    // protocol) is refused, and the log says why.
     for db in 1..16 {
         let url = gw.url(&format!("/v7/set/k{db}"));
         let (status, body) = call("PUT", &url, &format!("{addr}/{db}"), b"v").await;
@@ -214,7 +225,7 @@ async fn spellings_share_a_connection_and_connections_are_capped() {
     let url = gw.url("/v5/get/k1");
     let refused = call("GET", &url, &format!("{addr}/?protocol=resp3"), b"").await;
     harness::assert_too_many_connections(&gw, refused);
-    assert_eq!(server_connections(&addr).await, 16);
+    assert_eq!(server_connections(&addr).await, first + 15);
     // The ones open keep working.
     let url = gw.url("/v5/get/k3");
     assert_eq!(call("GET", &url, &addr, b"").await, (200, "v".into()));

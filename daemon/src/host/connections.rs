@@ -11,10 +11,15 @@
 //! A pool is bounded: components choose addresses and credentials, so without
 //! a limit one component could open a socket (and, for MQTT, a thread) per
 //! request. Connections being made count against the limit too.
+//!
+//! A pooled entry may hold one connection per thread ([`PerThread`]): a
+//! connection's driver task runs on the thread that made it, and an instance
+//! on another thread would wake that thread for every command it sends.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
 
 /// The process-wide connections of one capability, by what makes two of them
 /// interchangeable (address, credentials, ...). Holds them weakly: leases keep
@@ -40,8 +45,8 @@ impl std::fmt::Display for PoolFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "too many open connections: the gateway keeps at most {} per capability \
-             (one per server and identity)",
+            "too many open connections: the gateway connects to at most {} servers per \
+             capability (a server being one address and identity)",
             self.limit
         )
     }
@@ -90,11 +95,16 @@ impl<K: Eq + Hash + Clone, V> Pool<K, V> {
 
     /// Connections alive now.
     pub fn live(&self) -> usize {
+        self.live_values().len()
+    }
+
+    /// The connections alive now.
+    pub fn live_values(&self) -> Vec<Arc<V>> {
         self.lock()
             .by_key
             .values()
-            .filter(|weak| weak.strong_count() > 0)
-            .count()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState<K, V>> {
@@ -159,6 +169,47 @@ impl<K: Eq + Hash + Clone, V> Lease<K, V> {
     }
 }
 
+/// One value per thread that asked for one, made on that thread's first use:
+/// a server's connections, one for each serving or pub/sub thread whose
+/// instances use the server. Threads are few and fixed (one per core of each
+/// kind), so this stays small; a thread's value lives as long as the entry.
+pub struct PerThread<V> {
+    by_thread: Mutex<HashMap<ThreadId, V>>,
+}
+
+impl<V: Clone> PerThread<V> {
+    /// Holds `first`, made on the current thread.
+    pub fn new(first: V) -> Self {
+        let by_thread = HashMap::from([(std::thread::current().id(), first)]);
+        Self {
+            by_thread: Mutex::new(by_thread),
+        }
+    }
+
+    /// The current thread's value, made by `make` if it has none yet. Two
+    /// tasks of one thread racing to make it keep the first one made.
+    pub async fn get_or_make<E, F>(&self, make: impl FnOnce() -> F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        let thread = std::thread::current().id();
+        if let Some(value) = self.lock().get(&thread) {
+            return Ok(value.clone());
+        }
+        let made = make().await?;
+        Ok(self.lock().entry(thread).or_insert(made).clone())
+    }
+
+    /// Values held, one per thread.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ThreadId, V>> {
+        self.by_thread.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +250,33 @@ mod tests {
         let c = lease.get_or_connect(&pool, "k", connect).await.unwrap();
         assert_eq!(c.0, "broker");
         assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn each_thread_makes_its_own_value_once() {
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let make = |name: &'static str| {
+            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move { Ok::<_, Full>(name) }
+        };
+        let on_this_thread = |per_thread: &PerThread<&'static str>, name| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(per_thread.get_or_make(|| make(name)))
+        };
+        let per_thread = PerThread::new("main");
+        assert_eq!(on_this_thread(&per_thread, "again"), Ok("main"));
+        assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                assert_eq!(on_this_thread(&per_thread, "other"), Ok("other"));
+                assert_eq!(on_this_thread(&per_thread, "twice"), Ok("other"));
+            });
+        });
+        assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(per_thread.count(), 2);
+        assert_eq!(on_this_thread(&per_thread, "again"), Ok("main"));
     }
 
     #[tokio::test]

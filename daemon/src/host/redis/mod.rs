@@ -2,11 +2,13 @@
 //! (Spin SDK 5) and `spin:redis/redis@3.0.0` (SDK 6/7).
 //!
 //! A component may open only `redis://` addresses its `allowed_outbound_hosts`
-//! grant. Connections are shared: one multiplexed, self-reconnecting
-//! connection per address for the whole process (the redis crate's
-//! `ConnectionManager`), handed to every instance that opens that address,
-//! so a request costs no TCP handshake. A server that is down is an `other`
-//! error for the guest, never a failure of the gateway.
+//! grant. Connections are shared: multiplexed, self-reconnecting connections
+//! (the redis crate's `ConnectionManager`) kept for the whole process, one
+//! per server and thread, handed to every instance on that thread that opens
+//! the server, so a request costs no TCP handshake and its commands are sent
+//! and answered on the thread it runs on (a connection shared across threads
+//! woke its owner's thread for every command). A server that is down is an
+//! `other` error for the guest, never a failure of the gateway.
 
 mod v2;
 mod v3;
@@ -19,7 +21,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use super::allowed_hosts::AllowedHosts;
-use super::connections::{Lease, Pool, PoolFull};
+use super::connections::{Lease, PerThread, Pool, PoolFull};
 use super::{Capability, Grantee, HostState};
 
 /// How long connecting to a server may take before the guest gets an error.
@@ -27,25 +29,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one command may wait for its reply.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Server connections the process keeps open at once.
-const MAX_CONNECTIONS: usize = 16;
+/// Servers (by [`ServerKey`]) the process keeps connections to at once.
+const MAX_SERVERS: usize = 16;
 
 /// The process-wide connections, shared by every app generation, by what
 /// identifies the server and the identity used (see [`ServerKey`]).
 pub struct RedisConnections {
-    pool: Pool<ServerKey, ConnectionManager>,
+    pool: Pool<ServerKey, Server>,
 }
 
 impl Default for RedisConnections {
     fn default() -> Self {
         Self {
-            pool: Pool::new(MAX_CONNECTIONS),
+            pool: Pool::new(MAX_SERVERS),
         }
     }
 }
 
-/// The connections one app generation uses.
-pub type RedisLease = Lease<ServerKey, ConnectionManager>;
+/// The servers one app generation uses.
+pub type RedisLease = Lease<ServerKey, Server>;
+
+/// One server's connections, one per thread that used it.
+pub struct Server {
+    client: redis::Client,
+    connections: PerThread<ConnectionManager>,
+}
 
 /// Server address, credentials, database and protocol: two addresses that
 /// differ only in spelling (`redis://h:6379` and `redis://h:6379/0?x=1`) share
@@ -70,30 +78,45 @@ impl ServerKey {
 impl RedisConnections {
     /// Connections open now (for metrics).
     pub fn open_count(&self) -> usize {
-        self.pool.live()
+        let servers = self.pool.live_values();
+        servers.iter().map(|s| s.connections.count()).sum()
     }
 
+    /// This thread's connection to the server `info` names, `server` being
+    /// its `host:port` for error texts.
     async fn connect(
         &self,
         lease: &RedisLease,
         info: redis::ConnectionInfo,
         server: &str,
     ) -> Result<ConnectionManager, Failure> {
-        let manager = lease
+        let entry = lease
             .get_or_connect(&self.pool, ServerKey::of(&info), || async {
                 let client = redis::Client::open(info).map_err(|_| Failure::InvalidAddress)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(1);
-                client
-                    .get_connection_manager_with_config(config)
-                    .await
-                    .map_err(|e| unreachable(server, &e))
+                let first = manage(&client, server).await?;
+                Ok::<_, Failure>(Server {
+                    client,
+                    connections: PerThread::new(first),
+                })
             })
             .await?;
-        Ok(ConnectionManager::clone(&manager))
+        entry
+            .connections
+            .get_or_make(|| manage(&entry.client, server))
+            .await
     }
+}
+
+/// A new connection to `client`'s server, its driver task on this thread.
+async fn manage(client: &redis::Client, server: &str) -> Result<ConnectionManager, Failure> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1);
+    client
+        .get_connection_manager_with_config(config)
+        .await
+        .map_err(|e| unreachable(server, &e))
 }
 
 /// What one instance may reach.
@@ -237,7 +260,14 @@ enum Argument {
 impl RedisConnection {
     async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, Failure> {
         let mut connection = self.manager.clone();
-        let result = command.query_async(&mut connection).await;
+        let mut result = command.query_async(&mut connection).await;
+        // A connection keeps the outcome of its last reconnection attempt, so
+        // after the server was down its next command would fail even though
+        // the server is back; that failure started a new attempt. A refusal
+        // means the command never left, so it is safe to send it once more.
+        if result.as_ref().is_err_and(|e| e.is_connection_refusal()) {
+            result = command.query_async(&mut connection).await;
+        }
         crate::metrics::global()
             .outbound
             .call("redis", &self.server, result.is_ok());
