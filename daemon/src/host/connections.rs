@@ -170,9 +170,10 @@ impl<K: Eq + Hash + Clone, V> Lease<K, V> {
 }
 
 /// One value per thread that asked for one, made on that thread's first use:
-/// a server's connections, one for each serving or pub/sub thread whose
-/// instances use the server. Threads are few and fixed (one per core of each
-/// kind), so this stays small; a thread's value lives as long as the entry.
+/// a server's connections, one for each thread whose instances use the
+/// server. Those threads are few and fixed (a serving and a pub/sub thread per
+/// core, and the main runtime's workers, where update health checks run), so
+/// this stays small; a thread's value lives as long as the entry.
 pub struct PerThread<V> {
     by_thread: Mutex<HashMap<ThreadId, V>>,
 }
